@@ -1,0 +1,76 @@
+"""cistheory: theory, bound-optimal weights and simulation for federated training of CIS.
+
+The core (this namespace) needs only numpy. The symbolic layer (sympy), the solvers
+(``convex``, cvxpy) and the trainer (``cistheory.train``, torch) load when used.
+"""
+
+from __future__ import annotations
+
+from .errors import CISInputError
+from .participation import (
+    EffectiveObjective,
+    Participation,
+    aggregation_weights,
+    beta,
+    deepest_exit,
+    effective_objective,
+    explicit,
+    shallower_with_probability,
+)
+from .reference import (
+    DATA_SPLITS,
+    RATE_SPLITS,
+    REFERENCE_SIGMA,
+    dirichlet_label_split,
+    reference_cis,
+    resnet18_exit_flops,
+    three_tier_cis,
+)
+from .rules import (
+    RULES,
+    balanced_adj,
+    equal,
+    flops_proportional,
+    inverse_variance,
+    normalise,
+    serving_rate,
+    variance_coefficients,
+)
+from .spec import cis_to_spec, load_spec, parse_spec
+from .system import CIS, Serving, node_depths
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CIS",
+    "DATA_SPLITS",
+    "RATE_SPLITS",
+    "REFERENCE_SIGMA",
+    "RULES",
+    "CISInputError",
+    "EffectiveObjective",
+    "Participation",
+    "Serving",
+    "__version__",
+    "aggregation_weights",
+    "balanced_adj",
+    "beta",
+    "cis_to_spec",
+    "deepest_exit",
+    "dirichlet_label_split",
+    "effective_objective",
+    "equal",
+    "explicit",
+    "flops_proportional",
+    "inverse_variance",
+    "load_spec",
+    "node_depths",
+    "normalise",
+    "parse_spec",
+    "reference_cis",
+    "resnet18_exit_flops",
+    "serving_rate",
+    "shallower_with_probability",
+    "three_tier_cis",
+    "variance_coefficients",
+]

@@ -112,7 +112,7 @@ def _validate_q(cis: CIS, q: ArrayLike, name: str) -> Participation:
     if over.any():
         i = int(np.argmax(over))
         raise CISInputError(
-            f"q[{cis.node_ids[i]}]", qa[i].tolist(), f"row sums to {rows[i]!r} > 1"
+            f"q[{cis.node_ids[i]}]", qa[i].tolist(), f"row sums to {float(rows[i])!r} > 1"
         )
     beyond = (qa > 0) & ~cis.eligible
     if beyond.any():

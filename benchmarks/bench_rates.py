@@ -40,8 +40,9 @@ def random_tree(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return dict(parent=parent, capacity=cap, arrival=arrival, forward=fwd, service=service)
 
 
-def loop_lambda(parent: np.ndarray, cap: np.ndarray, arrival: np.ndarray,
-                forward: np.ndarray) -> np.ndarray:
+def loop_lambda(
+    parent: np.ndarray, cap: np.ndarray, arrival: np.ndarray, forward: np.ndarray
+) -> np.ndarray:
     """Per-node Python reference for the forwarding-rate serving shares."""
     n = parent.size
     inflow = [float(a) for a in arrival]
@@ -63,33 +64,52 @@ def main() -> None:
     args = ap.parse_args()
     rng = np.random.default_rng(20261125)
     tree = random_tree(args.nodes, rng)
-    print(f"random recursive tree: {args.nodes:,} nodes, depth {ct.node_depths(tree['parent']).max()}")
+    print(
+        f"random recursive tree: {args.nodes:,} nodes, depth {ct.node_depths(tree['parent']).max()}"
+    )
     for mode in ("forward", "service"):
         best = np.inf
         for _ in range(args.repeat):
             t0 = time.perf_counter()
-            cis = ct.CIS.build(parent=tree["parent"], capacity=tree["capacity"],
-                               arrival=tree["arrival"], n_exits=3, **{mode: tree[mode]})
+            cis = ct.CIS.build(
+                parent=tree["parent"],
+                capacity=tree["capacity"],
+                arrival=tree["arrival"],
+                n_exits=3,
+                **{mode: tree[mode]},
+            )
             lam = cis.lam
             best = min(best, time.perf_counter() - t0)
-        print(f"  {mode:8s}: build + validate + route + lambda  {best:.3f} s   lambda={np.round(lam, 4)}")
+        print(
+            f"  {mode:8s}: build + validate + route + lambda  {best:.3f} s"
+            f"   lambda={np.round(lam, 4)}"
+        )
     t0 = time.perf_counter()
     tier = ct.three_tier_cis(1000, 999, "80-15-5", data="tiny")
     lam = tier.lam
     t_tier = time.perf_counter() - t0
-    print(f"  three-tier tree, {tier.n_nodes:,} nodes (1000 middles x 999 leaves): "
-          f"{t_tier:.3f} s   lambda={np.round(lam, 4)}")
+    print(
+        f"  three-tier tree, {tier.n_nodes:,} nodes (1000 middles x 999 leaves): "
+        f"{t_tier:.3f} s   lambda={np.round(lam, 4)}"
+    )
     small = {k: v[: args.loop_nodes] for k, v in random_tree(args.loop_nodes, rng).items()}
     t0 = time.perf_counter()
     ref = loop_lambda(small["parent"], small["capacity"], small["arrival"], small["forward"])
     t_loop = time.perf_counter() - t0
     t0 = time.perf_counter()
-    fast = ct.CIS.build(parent=small["parent"], capacity=small["capacity"],
-                        arrival=small["arrival"], forward=small["forward"], n_exits=3).lam
+    fast = ct.CIS.build(
+        parent=small["parent"],
+        capacity=small["capacity"],
+        arrival=small["arrival"],
+        forward=small["forward"],
+        n_exits=3,
+    ).lam
     t_fast = time.perf_counter() - t0
     assert np.allclose(ref, fast, rtol=1e-9)
-    print(f"  {args.loop_nodes:,} nodes: python loop {t_loop:.3f} s, vectorised {t_fast:.3f} s, "
-          f"ratio {t_loop / t_fast:.1f}x (same lambda)")
+    print(
+        f"  {args.loop_nodes:,} nodes: python loop {t_loop:.3f} s, vectorised {t_fast:.3f} s, "
+        f"ratio {t_loop / t_fast:.1f}x (same lambda)"
+    )
 
 
 if __name__ == "__main__":

@@ -51,7 +51,9 @@ def as_float_array(
         bad = arr <= 0
         if bad.any():
             idx = np.argwhere(bad)[0]
-            raise CISInputError(_field_at(field, idx, labels), arr[tuple(idx)].item(), "must be > 0")
+            raise CISInputError(
+                _field_at(field, idx, labels), arr[tuple(idx)].item(), "must be > 0"
+            )
     elif nonneg:
         bad = arr < 0
         if bad.any():
@@ -81,9 +83,7 @@ def as_simplex(x: ArrayLike, field: str, *, atol: float = 1e-9) -> FloatArray:
     return arr
 
 
-def check_scalar(
-    x: float, field: str, *, positive: bool = False, nonneg: bool = False
-) -> float:
+def check_scalar(x: float, field: str, *, positive: bool = False, nonneg: bool = False) -> float:
     """Check a finite scalar, optionally positive or non-negative."""
     try:
         val = float(x)

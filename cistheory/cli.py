@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import math
 import sys
@@ -74,7 +75,9 @@ def rule_weights(
     v = None
     if needs_v:
         if sigma is None:
-            raise CISInputError("--sigma", None, f"rule '{rule}' needs noise constants, one per exit")
+            raise CISInputError(
+                "--sigma", None, f"rule '{rule}' needs noise constants, one per exit"
+            )
         v = variance_coefficients(part, sigma)
         out["sigma"] = list(sigma)
         out["v"] = v.tolist()
@@ -147,19 +150,29 @@ def _cmd_rates(args: argparse.Namespace) -> int:
         print(json.dumps(d))
         return 0
     rows = [
-        [n["id"], str(n["exit"]), _fmt(n["arrival"]), _fmt(n["inflow"]), _fmt(n["served"]),
-         _fmt(n["forwarded"])]
+        [
+            n["id"],
+            str(n["exit"]),
+            _fmt(n["arrival"]),
+            _fmt(n["inflow"]),
+            _fmt(n["served"]),
+            _fmt(n["forwarded"]),
+        ]
         for n in d["nodes"]
     ]
     print(f"CIS {cis.name or args.spec}: {cis.n_nodes} nodes, {cis.n_exits} exits")
     if cis.n_nodes <= 60:
         print(_table(rows, ["node", "exit", "arrival", "inflow", "served", "forwarded"]))
     print()
-    print(_table(
-        [[str(k + 1), _fmt(r), _fmt(lam)] for k, (r, lam) in
-         enumerate(zip(d["per_exit_rate"], d["lambda"], strict=True))],
-        ["exit", "served rate", "lambda"],
-    ))
+    print(
+        _table(
+            [
+                [str(k + 1), _fmt(r), _fmt(lam)]
+                for k, (r, lam) in enumerate(zip(d["per_exit_rate"], d["lambda"], strict=True))
+            ],
+            ["exit", "served rate", "lambda"],
+        )
+    )
     print(f"dropped load: {_fmt(d['dropped'])}")
     if not cis.data_given:
         print("note: the spec gives no data sizes; every node counts as holding equal data")
@@ -169,15 +182,18 @@ def _cmd_rates(args: argparse.Namespace) -> int:
 def _cmd_weights(args: argparse.Namespace) -> int:
     cis = load_spec(args.spec)
     sigma = _floats(args.sigma, "--sigma") if args.sigma else None
-    out = rule_weights(cis, args.rule, sigma=sigma, round_t=args.round,
-                       participation=args.participation)
+    out = rule_weights(
+        cis, args.rule, sigma=sigma, round_t=args.round, participation=args.participation
+    )
     out["data_given"] = cis.data_given
     if args.json:
         print(json.dumps(out))
         return 0
     print(f"rule {args.rule} on {cis.name or args.spec} (participation: {args.participation})")
-    rows = [[str(k + 1), _fmt(lam), _fmt(lt)] for k, (lam, lt) in
-            enumerate(zip(out["lambda"], out["lt"], strict=True))]
+    rows = [
+        [str(k + 1), _fmt(lam), _fmt(lt)]
+        for k, (lam, lt) in enumerate(zip(out["lambda"], out["lt"], strict=True))
+    ]
     print(_table(rows, ["exit", "lambda", "lt"]))
     if not cis.data_given:
         print("note: the spec gives no data sizes; every node counts as holding equal data")
@@ -212,14 +228,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(json.dumps(rep))
         return 0
     print("cistheory report: reference 7-node CIS (root 3 exits, 2 middles, 4 leaves)")
-    print(f"data split: {args.data}; noise constants sigma = {sigma} (exits 3-9-17); "
-          f"flops rule at round {rep['flops_round']}")
+    print(
+        f"data split: {args.data}; noise constants sigma = {sigma} (exits 3-9-17); "
+        f"flops rule at round {rep['flops_round']}"
+    )
     for entry in rep["splits"]:
         print()
         print(f"rate split {entry['split']} (leaves-middles-root %)")
         names = list(entry["rules"])
-        rows = [[str(k + 1), _fmt(entry["lambda"][k])] + [_fmt(entry["rules"][r][k]) for r in names]
-                for k in range(len(entry["lambda"]))]
+        rows = [
+            [str(k + 1), _fmt(entry["lambda"][k])] + [_fmt(entry["rules"][r][k]) for r in names]
+            for k in range(len(entry["lambda"]))
+        ]
         print(_table(rows, ["exit", "lambda", *names]))
     return 0
 

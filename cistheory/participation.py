@@ -179,7 +179,7 @@ def shallower_with_probability(
     q = np.zeros((cis.n_nodes, cis.n_exits))
     rows = np.arange(cis.n_nodes)
     q[rows, cis.capacity - 1] = 1.0 - p
-    shallow = (np.arange(1, cis.n_exits + 1)[None, :] < cis.capacity[:, None])
+    shallow = np.arange(1, cis.n_exits + 1)[None, :] < cis.capacity[:, None]
     q += np.where(shallow, (p / np.maximum(cis.capacity - 1, 1))[:, None], 0.0)
     return _validate_q(cis, q, name or label)
 
@@ -207,9 +207,7 @@ def beta(part: Participation, lt: ArrayLike) -> FloatArray:
     return part.data_fraction() * lt_a[None, :]
 
 
-def aggregation_weights(
-    part: Participation, lt: ArrayLike, rule: str = "unbiased"
-) -> FloatArray:
+def aggregation_weights(part: Participation, lt: ArrayLike, rule: str = "unbiased") -> FloatArray:
     r"""Per-pair server weights applied to :math:`\Delta_{i,k}` when pair (i, k) is picked.
 
     ``"unbiased"``: :math:`\beta_{i,k} / q_{i,k}`; ``"multiplicative"``:

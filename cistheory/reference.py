@@ -52,8 +52,7 @@ DATA_SPLITS: dict[str, tuple[int, int, int]] = {
 """Training samples of (root, each middle, each leaf) in the 7-node tree, of 45,000."""
 
 TIER_DATA_FRACTIONS: dict[str, tuple[float, float, float]] = {
-    name: (r / 45000, 2 * m / 45000, 4 * leaf / 45000)
-    for name, (r, m, leaf) in DATA_SPLITS.items()
+    name: (r / 45000, 2 * m / 45000, 4 * leaf / 45000) for name, (r, m, leaf) in DATA_SPLITS.items()
 }
 """Share of the 45,000 samples held by the (root, middle, leaf) tier, for any tree size."""
 
@@ -100,7 +99,9 @@ def _parse_split(split: str) -> tuple[float, float, float]:
     try:
         parts = tuple(float(x) for x in split.split("-"))
     except ValueError:
-        raise CISInputError("split", split, "expected 'A-B-C' percentages, e.g. '80-15-5'") from None
+        raise CISInputError(
+            "split", split, "expected 'A-B-C' percentages, e.g. '80-15-5'"
+        ) from None
     if len(parts) != 3 or any(not 0 <= p <= 100 for p in parts):
         raise CISInputError("split", split, "expected three percentages in [0, 100], 'A-B-C'")
     if parts[1] + parts[2] > 100:
@@ -182,7 +183,9 @@ def three_tier_cis(
         sizes = None
     elif isinstance(data, str):
         if data not in TIER_DATA_FRACTIONS:
-            raise CISInputError("data", data, f"unknown data split; use one of {sorted(DATA_SPLITS)}")
+            raise CISInputError(
+                "data", data, f"unknown data split; use one of {sorted(DATA_SPLITS)}"
+            )
         if (n_middles, leaves_per_middle) == (2, 2):
             r, m, leaf = DATA_SPLITS[data]
         else:
@@ -206,7 +209,10 @@ def three_tier_cis(
 
 
 def reference_cis(
-    split: str = "80-15-5", data: str | None = "equal", *, n_nodes: int = 7,
+    split: str = "80-15-5",
+    data: str | None = "equal",
+    *,
+    n_nodes: int = 7,
     exits: tuple[int, ...] = (3, 9, 17),
 ) -> CIS:
     """The reference CIS: ``n_nodes`` in {7, 17, 100}, a rate split and a data split.

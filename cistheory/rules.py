@@ -109,7 +109,9 @@ def variance_coefficients(
     n, k = part.q.shape
     sig = as_float_array(sigma, "sigma", positive=True)
     if sig.shape not in {(k,), (n, k)}:
-        raise CISInputError("sigma", sig.tolist(), f"expected {k} values (one per exit) or ({n}, {k})")
+        raise CISInputError(
+            "sigma", sig.tolist(), f"expected {k} values (one per exit) or ({n}, {k})"
+        )
     sig2 = np.broadcast_to(sig**2, (n, k))
     if grad_bound is None:
         g2 = np.zeros((n, k))
@@ -121,9 +123,7 @@ def variance_coefficients(
     sampled = ~part.fixed
     frac = part.data_fraction()
     pos = part.q > 0
-    term = np.where(
-        pos, frac**2 * (sig2 + sampled[:, None] * g2) / np.where(pos, part.q, 1.0), 0.0
-    )
+    term = np.where(pos, frac**2 * (sig2 + sampled[:, None] * g2) / np.where(pos, part.q, 1.0), 0.0)
     return np.asarray(term.sum(axis=0), dtype=np.float64)
 
 
@@ -173,4 +173,3 @@ RULES: dict[str, Callable[..., FloatArray]] = {
     "balanced-adj": lambda lam, *, v, **_: balanced_adj(lam, v),
 }
 """Rule name -> function of ``lam`` and keyword constants (``v``, ``exit_flops``, ``round_t``)."""
-

@@ -9,9 +9,12 @@ Two formats are read.
       "exits": 3,                          # optional; default: deepest capacity
       "exit_flops": [0.2, 0.6, 1.0],       # optional relative FLOPs per exit
       "nodes": [
-        {"id": "cloud", "parent": null,    "exits": 3, "arrival": 0.0, "forward": 0.0,  "data": 15000},
-        {"id": "edge",  "parent": "cloud", "exits": 2, "arrival": 0.0, "forward": 0.25, "data": 7500},
-        {"id": "dev",   "parent": "edge",  "exits": 1, "arrival": 2.5, "forward": 0.5,  "data": 3750}
+        {"id": "cloud", "parent": null, "exits": 3, "arrival": 0.0, "forward": 0.0,
+         "data": 15000},
+        {"id": "edge", "parent": "cloud", "exits": 2, "arrival": 0.0, "forward": 0.25,
+         "data": 7500},
+        {"id": "dev", "parent": "edge", "exits": 1, "arrival": 2.5, "forward": 0.5,
+         "data": 3750}
       ]
     }
 
@@ -108,9 +111,7 @@ def _parse_reference(doc: Mapping[str, Any], name: str) -> CIS:
             if nid not in index:
                 raise CISInputError(f"toplogy_as_edges[{j}]", edge, f"unknown node id {nid!r}")
         if parent[index[c]] != -1:
-            raise CISInputError(
-                f"toplogy_as_edges[{j}]", edge, f"node {c!r} has two parents"
-            )
+            raise CISInputError(f"toplogy_as_edges[{j}]", edge, f"node {c!r} has two parents")
         parent[index[c]] = index[p]
     cap = [_int(sizes[nid], f"node_model_size.{nid}") for nid in ids]
     for key, table in (("rates.arrival", arrival), ("rates.departure", departure)):
@@ -121,9 +122,7 @@ def _parse_reference(doc: Mapping[str, Any], name: str) -> CIS:
                 raise CISInputError(f"{key}.{k}", table[k], "unknown node id")
     arr = [_num(_req(arrival, nid, "rates.arrival"), f"rates.arrival.{nid}") for nid in ids]
     dep = [_num(_req(departure, nid, "rates.departure"), f"rates.departure.{nid}") for nid in ids]
-    return CIS.build(
-        parent=parent, capacity=cap, arrival=arr, forward=dep, node_ids=ids, name=name
-    )
+    return CIS.build(parent=parent, capacity=cap, arrival=arr, forward=dep, node_ids=ids, name=name)
 
 
 def _parse_project(doc: Mapping[str, Any], name: str) -> CIS:
@@ -160,7 +159,9 @@ def _parse_project(doc: Mapping[str, Any], name: str) -> CIS:
         arr[j] = _num(_req(node, "arrival", where), f"{where}.arrival")
         other = "capacity" if mode == "forward" else "forward"
         if other in node:
-            raise CISInputError(f"{where}.{other}", node[other], f"the spec uses '{mode}' for all nodes")
+            raise CISInputError(
+                f"{where}.{other}", node[other], f"the spec uses '{mode}' for all nodes"
+            )
         rate[j] = _num(_req(node, mode, where), f"{where}.{mode}", allow_inf=mode == "capacity")
         if has_data:
             data[j] = _num(_req(node, "data", where), f"{where}.data")
@@ -176,7 +177,9 @@ def _parse_project(doc: Mapping[str, Any], name: str) -> CIS:
         service=rate if mode == "capacity" else None,
         data=data if has_data else None,
         n_exits=None if k is None else _int(k, "exits"),
-        exit_flops=None if flops is None else [_num(x, f"exit_flops[{i}]") for i, x in enumerate(flops)],
+        exit_flops=None
+        if flops is None
+        else [_num(x, f"exit_flops[{i}]") for i, x in enumerate(flops)],
         node_ids=ids,
         name=str(doc.get("name", name)),
     )

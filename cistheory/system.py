@@ -190,7 +190,9 @@ def serve(
     per_exit = np.bincount(capacity - 1, weights=served, minlength=n_exits).astype(np.float64)
     total = float(per_exit.sum())
     if not total > 0:
-        raise CISInputError("arrival", float(arrival.sum()), "no request is served: total rate is 0")
+        raise CISInputError(
+            "arrival", float(arrival.sum()), "no request is served: total rate is 0"
+        )
     return Serving(
         served=served,
         forwarded=fwd,
@@ -291,8 +293,10 @@ class CIS:
             par = par_i
         par = par.astype(np.int64)
         n = par.size
-        ids = tuple(str(x) for x in node_ids) if node_ids is not None else tuple(
-            str(i) for i in range(n)
+        ids = (
+            tuple(str(x) for x in node_ids)
+            if node_ids is not None
+            else tuple(str(i) for i in range(n))
         )
         if len(ids) != n:
             raise CISInputError("node_ids", len(ids), f"expected {n} labels")

@@ -16,8 +16,9 @@ NODES_PER_EXIT_7 = (4, 2, 1)  # leaves, middles, root of the 7-node tree
 LAMBDA_80_15_5 = (0.8, 0.15, 0.05)  # served at leaves / middles / root
 
 
-def release_balanced_adj(lam: tuple[float, ...], sigma: tuple[float, ...],
-                         n_per_exit: tuple[int, ...]) -> list[float]:
+def release_balanced_adj(
+    lam: tuple[float, ...], sigma: tuple[float, ...], n_per_exit: tuple[int, ...]
+) -> list[float]:
     """The reference release's Balanced Adj rule, restated independently."""
     opt = {}
     for e, (s, n) in enumerate(zip(sigma, n_per_exit, strict=True)):
@@ -31,6 +32,7 @@ def release_balanced_adj(lam: tuple[float, ...], sigma: tuple[float, ...],
     return [mixed[e] / total for e in range(len(lam))]
 
 
-BALANCED_ADJ_80_15_5 = release_balanced_adj(LAMBDA_80_15_5, REFERENCE_SIGMA_3_9_17,
-                                            NODES_PER_EXIT_7)
+BALANCED_ADJ_80_15_5 = release_balanced_adj(
+    LAMBDA_80_15_5, REFERENCE_SIGMA_3_9_17, NODES_PER_EXIT_7
+)
 assert math.isclose(sum(BALANCED_ADJ_80_15_5), 1.0)

@@ -30,16 +30,38 @@ def test_rates_json_reference_file(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_weights_balanced_adj_reference(capsys: pytest.CaptureFixture[str]) -> None:
-    out = _json(capsys, ["weights", REF_80, "--rule", "balanced-adj",
-                         "--sigma", "0.00374,0.00224,0.00101", "--json"])
+    out = _json(
+        capsys,
+        [
+            "weights",
+            REF_80,
+            "--rule",
+            "balanced-adj",
+            "--sigma",
+            "0.00374,0.00224,0.00101",
+            "--json",
+        ],
+    )
     np.testing.assert_allclose(out["lt"], BALANCED_ADJ_80_15_5, rtol=1e-12)
     np.testing.assert_allclose(out["lambda"], [0.8, 0.15, 0.05], rtol=1e-12)
 
 
 @pytest.mark.parametrize("rule", ["serving-rate", "equal", "flops", "opt-err", "balanced-adj"])
 def test_every_rule_on_simplex(rule: str, capsys: pytest.CaptureFixture[str]) -> None:
-    out = _json(capsys, ["weights", "reference:45-35-20:tiny", "--rule", rule,
-                         "--sigma", "0.3,0.2,0.1", "--round", "50", "--json"])
+    out = _json(
+        capsys,
+        [
+            "weights",
+            "reference:45-35-20:tiny",
+            "--rule",
+            rule,
+            "--sigma",
+            "0.3,0.2,0.1",
+            "--round",
+            "50",
+            "--json",
+        ],
+    )
     lt = np.array(out["lt"])
     assert lt.shape == (3,) and np.all(lt >= 0) and abs(lt.sum() - 1) < 1e-12
 
@@ -61,14 +83,19 @@ def test_default_report(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_console_script_runs() -> None:
-    proc = subprocess.run([sys.executable, "-m", "cistheory", "rates", "reference:80-15-5",
-                           "--json"], capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cistheory", "rates", "reference:80-15-5", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(proc.stdout)["lambda"][0] == pytest.approx(0.8)
 
 
 def test_import_is_light() -> None:
-    code = ("import sys, cistheory; heavy = [m for m in ('torch', 'cvxpy', 'sympy', "
-            "'matplotlib', 'scipy') if m in sys.modules]; print(','.join(heavy))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
+    code = (
+        "import sys, cistheory; heavy = [m for m in ('torch', 'cvxpy', 'sympy', "
+        "'matplotlib', 'scipy') if m in sys.modules]; print(','.join(heavy))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == ""

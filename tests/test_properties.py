@@ -67,8 +67,11 @@ def test_relabelling_changes_nothing(spec: dict, rnd) -> None:  # type: ignore[n
     perm_a = np.array(perm)  # new position j holds old node perm[j]
     inv = np.argsort(perm_a)
     new_parent = np.where(cis.parent[perm_a] >= 0, inv[np.maximum(cis.parent[perm_a], 0)], -1)
-    kw = {k: np.asarray(v)[perm_a] for k, v in spec.items()
-          if k in {"capacity", "arrival", "data", "forward", "service"}}
+    kw = {
+        k: np.asarray(v)[perm_a]
+        for k, v in spec.items()
+        if k in {"capacity", "arrival", "data", "forward", "service"}
+    }
     other = ct.CIS.build(parent=new_parent, n_exits=spec["n_exits"], **kw)
     np.testing.assert_allclose(other.lam, cis.lam, rtol=RTOL, atol=1e-15)
     np.testing.assert_allclose(other.served, cis.served[perm_a], rtol=RTOL, atol=1e-12)

@@ -51,10 +51,12 @@ def test_p40_probabilities() -> None:
 def test_flops_schedule() -> None:
     r = [0.1, 0.5, 1.0]
     np.testing.assert_allclose(ct.flops_proportional(r, 0), [1 / 3] * 3, **EXACT)
-    np.testing.assert_allclose(ct.flops_proportional(r, 19), [0.1 / 0.5, 0.2 / 0.5, 0.2 / 0.5],
-                               **EXACT)
-    np.testing.assert_allclose(ct.flops_proportional(r, 200), [0.1 / 1.6, 0.5 / 1.6, 1 / 1.6],
-                               **EXACT)
+    np.testing.assert_allclose(
+        ct.flops_proportional(r, 19), [0.1 / 0.5, 0.2 / 0.5, 0.2 / 0.5], **EXACT
+    )
+    np.testing.assert_allclose(
+        ct.flops_proportional(r, 200), [0.1 / 1.6, 0.5 / 1.6, 1 / 1.6], **EXACT
+    )
 
 
 def test_equal_and_serving_rate() -> None:
@@ -89,8 +91,13 @@ def _enumerate_expectation(q: np.ndarray, w: np.ndarray, delta: np.ndarray) -> n
 
 
 def test_unbiased_weights_unbiased_by_enumeration() -> None:
-    cis = ct.CIS.build(parent=[-1, 0, 0, 1], capacity=[3, 2, 1, 1], arrival=[0, 0, 1, 2],
-                       forward=[0, 1, 0.5, 1], data=[5, 3, 2, 7])
+    cis = ct.CIS.build(
+        parent=[-1, 0, 0, 1],
+        capacity=[3, 2, 1, 1],
+        arrival=[0, 0, 1, 2],
+        forward=[0, 1, 0.5, 1],
+        data=[5, 3, 2, 7],
+    )
     q = np.array([[0.2, 0.3, 0.4], [0.5, 0.25, 0], [0.9, 0, 0], [1.0, 0, 0]])
     part = ct.explicit(cis, q)
     lt = np.array([0.5, 0.3, 0.2])

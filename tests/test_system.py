@@ -59,8 +59,7 @@ def test_data_splits_of_7_node_tree() -> None:
 
 def test_capacity_mode_and_dropped_load() -> None:
     # chain root <- mid <- leaf, leaf gets 5, capacities 1, 1, 2 -> root drops 1
-    cis = ct.CIS.build(parent=[-1, 0, 1], capacity=[3, 2, 1], arrival=[0, 0, 5],
-                       service=[1, 1, 2])
+    cis = ct.CIS.build(parent=[-1, 0, 1], capacity=[3, 2, 1], arrival=[0, 0, 5], service=[1, 1, 2])
     np.testing.assert_allclose(cis.served, [1, 1, 2])
     np.testing.assert_allclose(cis.serving.forwarded, [1, 2, 3])
     assert cis.dropped == pytest.approx(1.0)
@@ -68,8 +67,9 @@ def test_capacity_mode_and_dropped_load() -> None:
 
 
 def test_capacity_mode_unlimited_root() -> None:
-    cis = ct.CIS.build(parent=[-1, 0, 0], capacity=[2, 1, 1], arrival=[0, 3, 1],
-                       service=[np.inf, 1, 1])
+    cis = ct.CIS.build(
+        parent=[-1, 0, 0], capacity=[2, 1, 1], arrival=[0, 3, 1], service=[np.inf, 1, 1]
+    )
     np.testing.assert_allclose(cis.served, [2, 1, 1])
     assert cis.dropped == 0.0
 

@@ -24,6 +24,7 @@ random state as it was.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -82,7 +83,7 @@ class EarlyExitModel(nn.Module):
     def _head_input(self, state: Any) -> Tensor:
         return state if isinstance(state, Tensor) else state[0]
 
-    def forward(self, x: Tensor, exit: int) -> Tensor:  # noqa: A002 - the interface's name
+    def forward(self, x: Tensor, exit: int) -> Tensor:
         """Output of exit ``exit`` (1-based), shape ``(batch, classes)``; runs only its units."""
         k = self._check_exit(exit)
         state: Any = x
@@ -146,7 +147,7 @@ class EarlyExitModel(nn.Module):
             if isinstance(mod, _Slice):
                 bound = 1.0 / math.sqrt(mod.fan_in)
                 mod.weight.uniform_(-bound, bound, generator=generator)
-            elif isinstance(mod, _Bias):
+            elif isinstance(mod, _Bias) and mod.bias is not None:
                 bound = 1.0 / math.sqrt(mod.fan_in)
                 mod.bias.uniform_(-bound, bound, generator=generator)
             elif isinstance(mod, nn.Linear | nn.Conv2d):
@@ -258,7 +259,7 @@ class NestedLinear(EarlyExitModel):
     ) -> None:
         super().__init__()
         d = _widths(dims, "dims")
-        if any(b <= a for a, b in zip(d, d[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(d)):
             raise CISInputError("dims", list(d), "must be strictly increasing")
         if isinstance(d_in, bool) or not isinstance(d_in, int) or d_in < d[-1]:
             raise CISInputError("d_in", d_in, f"must be an integer >= dims[-1] = {d[-1]}")
@@ -266,7 +267,9 @@ class NestedLinear(EarlyExitModel):
         self.n_classes = n_classes
         self.d_in, self.dims = d_in, d
         lows = (0, *d[:-1])
-        self.blocks = nn.ModuleList(_Slice(lo, hi, out, d[-1]) for lo, hi in zip(lows, d, strict=True))
+        self.blocks = nn.ModuleList(
+            _Slice(lo, hi, out, d[-1]) for lo, hi in zip(lows, d, strict=True)
+        )
         self.heads = nn.ModuleList(_Bias(out, bias, d[-1]) for _ in d)
         self.exit_units = tuple(range(1, len(d) + 1))
         self.reset_parameters(_init_generator(generator, 0))
@@ -461,7 +464,7 @@ class EarlyExitResNet18(EarlyExitModel):
     ) -> None:
         super().__init__()
         ex = _widths(exits, "exits")
-        if any(e > 17 for e in ex) or any(b <= a for a, b in zip(ex, ex[1:], strict=False)):
+        if any(e > 17 for e in ex) or any(b <= a for a, b in itertools.pairwise(ex)):
             raise CISInputError("exits", list(ex), "must be increasing units in 1..17")
         out = _out_width(n_classes)
         self.n_classes = n_classes
@@ -480,7 +483,9 @@ class EarlyExitResNet18(EarlyExitModel):
                     c_in = c_out
             self.blocks = nn.ModuleList(units)
             self.heads = nn.ModuleList(
-                nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(unit_width[e - 1], out))
+                nn.Sequential(
+                    nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(unit_width[e - 1], out)
+                )
                 for e in ex
             )
         self.exit_units = ex

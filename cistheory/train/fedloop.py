@@ -1,0 +1,596 @@
+r"""The federated training loop of a CIS (``docs/theory.md``, Section 3).
+
+One round :math:`t`:
+
+1. the server broadcasts :math:`w_t`; each node :math:`i`, independently, picks exit
+   :math:`k` with probability :math:`q_{i,k}` or idles (the *selection* generator);
+2. a node that picked :math:`k` runs :math:`\tau_i` local SGD steps (step :math:`\eta_t`,
+   optional momentum, weight decay :math:`\rho`) on :math:`f_{i,k}` from :math:`w_t`,
+   touching only the part :math:`P_k` (minibatches from the *batch* generator);
+   :math:`\Delta_{i,k} = w^{(\tau)}_{i,k} - w_t`;
+3. the server applies, to every parameter (heads included),
+
+   .. math::
+       w_{t+1} = w_t + \eta_s \sum_{(i,k)\ \text{picked}} \frac{\beta_{i,k}}{q_{i,k}}
+       \Delta_{i,k}, \qquad \beta_{i,k} = \tilde\lambda_k m_i / M_k,
+
+   the unbiased rule of Lemma 1 (or :math:`\beta_{i,k} q_{i,k}`, the multiplicative rule
+   of the reference release, for comparison).
+
+The reference release's defects are not reproduced (``docs/theory.md``, Section 7): the
+global model is never aliased to a node's model (every node starts from the same
+broadcast :math:`w_t` and the server adds all updates after every node has finished),
+and every head receives its aggregated update.
+
+Minibatches are drawn with replacement (the i.i.d. minibatch of Lemma 2): for a picked
+node, one uniform :math:`u` per sample and step gives index :math:`\lfloor u\, m_i\rfloor`;
+``batch_size=None`` uses the node's full data (deterministic gradients). Momentum buffers
+start at zero in every round. For buffer-free models the clients of each exit run
+vectorised over nodes (``torch.func.vmap`` of ``functional_call``) with the same result
+as the plain loop up to floating-point rounding. Batch-norm statistics are not parameters:
+after a round, each buffer becomes the data-weighted mean of the picked nodes whose part
+contains it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+from torch import Tensor
+
+from .._validate import as_float_array, as_simplex
+from ..errors import CISInputError
+from ..participation import Participation, aggregation_weights
+from .data import Dataset
+from .models import EarlyExitModel
+
+__all__ = [
+    "FedConfig",
+    "LoopState",
+    "RoundRecord",
+    "StepSchedule",
+    "TrainResult",
+    "exit_objectives",
+    "run_federated",
+    "select_exits",
+]
+
+# Row sums of q may exceed 1 by this much (rounding of user-given decimals); as in
+# cistheory.participation.
+_ROW_ATOL = 1e-12
+
+
+@dataclass(frozen=True)
+class StepSchedule:
+    r"""Local step size :math:`\eta_t` of round :math:`t = 0, 1, \dots`.
+
+    - ``"constant"``: :math:`\eta_t = \eta` (``lr``);
+    - ``"inverse"``: :math:`\eta_t = b / (\gamma + t)` (``lr`` = :math:`b`, ``gamma``),
+      the diminishing step of Theorem 2;
+    - ``"cosine"``: :math:`\eta_t = \eta_{\min} + \tfrac12 (\eta - \eta_{\min})
+      (1 + \cos(\pi t / T))` with :math:`T` the number of rounds (``final`` =
+      :math:`\eta_{\min}`).
+
+    Examples
+    --------
+    >>> StepSchedule("inverse", lr=2.0, gamma=4.0)(1, 10)
+    0.4
+    >>> StepSchedule("cosine", lr=0.1, final=0.001)(10, 10)
+    0.001
+    """
+
+    kind: str = "constant"
+    lr: float = 0.1
+    gamma: float = 1.0
+    final: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in {"constant", "inverse", "cosine"}:
+            raise CISInputError("schedule", self.kind, "must be 'constant', 'inverse' or 'cosine'")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise CISInputError("lr", self.lr, "must be a finite number > 0")
+        if self.kind == "inverse" and not (math.isfinite(self.gamma) and self.gamma > 0):
+            raise CISInputError("gamma", self.gamma, "must be > 0 (eta_0 = b / gamma)")
+        if self.kind == "cosine" and not 0 <= self.final <= self.lr:
+            raise CISInputError("final", self.final, "must lie in [0, lr]")
+
+    def __call__(self, t: int, rounds: int) -> float:
+        """Step size of round ``t`` (0-based) of ``rounds``."""
+        if self.kind == "constant":
+            return self.lr
+        if self.kind == "inverse":
+            return self.lr / (self.gamma + t)
+        return self.final + 0.5 * (self.lr - self.final) * (1 + math.cos(math.pi * t / rounds))
+
+
+@dataclass(frozen=True)
+class FedConfig:
+    r"""Hyper-parameters and seeds of :func:`run_federated`.
+
+    Attributes
+    ----------
+    rounds : int
+    tau : int or sequence of int
+        Local SGD steps, one number or one per node.
+    lr : float or StepSchedule
+        Local step size (a float is a constant schedule).
+    server_lr : float
+        :math:`\eta_s`.
+    batch_size : int or None
+        Minibatch size (drawn with replacement); ``None`` = the node's full data.
+    weight_decay, momentum : float
+        SGD's L2 coefficient :math:`\rho` and heavy-ball momentum (buffers reset each round).
+    aggregation : {"unbiased", "multiplicative"}
+    selection_seed, batch_seed : int
+        Seeds of the exit-selection (numpy) and minibatch (torch) generators.
+    init_seed : int or None
+        Re-initialise the model from this seed before round 0; ``None`` keeps its values.
+    vectorised : bool
+        Run the clients of each exit with ``vmap`` (buffer-free models only).
+    eval_every : int
+        Record the full-data objectives :math:`F_k(w_{t+1})` every this many rounds
+        (and after the last); 0 = never.
+    """
+
+    rounds: int = 10
+    tau: int | tuple[int, ...] = 1
+    lr: float | StepSchedule = 0.1
+    server_lr: float = 1.0
+    batch_size: int | None = 32
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    aggregation: str = "unbiased"
+    selection_seed: int = 0
+    batch_seed: int = 1
+    init_seed: int | None = 0
+    vectorised: bool = False
+    eval_every: int = 0
+
+    def __post_init__(self) -> None:
+        _pos_int(self.rounds, "rounds")
+        if isinstance(self.tau, int | np.integer):
+            _pos_int(self.tau, "tau")
+        else:
+            for i, t in enumerate(self.tau):
+                _pos_int(t, f"tau[{i}]")
+        if self.batch_size is not None:
+            _pos_int(self.batch_size, "batch_size")
+        if not (math.isfinite(self.server_lr) and self.server_lr > 0):
+            raise CISInputError("server_lr", self.server_lr, "must be a finite number > 0")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise CISInputError("weight_decay", self.weight_decay, "must be >= 0")
+        if not 0 <= self.momentum < 1:
+            raise CISInputError("momentum", self.momentum, "must lie in [0, 1)")
+        if self.aggregation not in {"unbiased", "multiplicative"}:
+            raise CISInputError(
+                "aggregation", self.aggregation, "must be 'unbiased' or 'multiplicative'"
+            )
+        ev = self.eval_every
+        if isinstance(ev, bool) or not isinstance(ev, int) or ev < 0:
+            raise CISInputError("eval_every", self.eval_every, "must be an integer >= 0")
+        self.schedule  # noqa: B018 - validates a float lr
+
+    @property
+    def schedule(self) -> StepSchedule:
+        """The step schedule (a float ``lr`` is a constant one)."""
+        if isinstance(self.lr, StepSchedule):
+            return self.lr
+        return StepSchedule("constant", float(self.lr))
+
+    def node_steps(self, n_nodes: int) -> np.ndarray:
+        """Local steps of each node, shape (N,)."""
+        if isinstance(self.tau, int | np.integer):
+            return np.full(n_nodes, int(self.tau), dtype=np.int64)
+        if len(self.tau) != n_nodes:
+            raise CISInputError("tau", list(self.tau), f"expected one value per node ({n_nodes})")
+        return np.asarray(self.tau, dtype=np.int64)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        out = asdict(self)
+        out["tau"] = self.tau if isinstance(self.tau, int) else list(self.tau)
+        return out
+
+
+def _pos_int(v: Any, name: str) -> None:
+    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+        raise CISInputError(name, v, "must be a positive integer")
+
+
+@dataclass
+class RoundRecord:
+    r"""What happened in one round.
+
+    Attributes
+    ----------
+    round : int
+        0-based round index :math:`t` (the record describes :math:`w_t \to w_{t+1}`).
+    lr : float
+    lt : list of float
+        Training weights used in this round.
+    picks : list of int
+        Exit picked by each node (0 = idle).
+    objectives : list of float or None
+        :math:`F_k(w_{t+1})` on the nodes' full data when evaluated (``None`` for an exit
+        with no training population).
+    objective_lt : float or None
+        :math:`F_{\tilde\lambda}(w_{t+1}) = \sum_k \tilde\lambda_k F_k(w_{t+1})`
+        (``None`` when an exit with positive weight has no population).
+    """
+
+    round: int
+    lr: float
+    lt: list[float]
+    picks: list[int]
+    objectives: list[float | None] | None = None
+    objective_lt: float | None = None
+
+
+@dataclass
+class LoopState:
+    """The loop's complete state after ``rounds_done`` rounds (what a checkpoint stores)."""
+
+    rounds_done: int
+    model: EarlyExitModel
+    selection_rng: np.random.Generator
+    batch_generator: torch.Generator
+    history: list[RoundRecord] = field(default_factory=list)
+
+
+@dataclass
+class TrainResult:
+    """Result of :func:`run_federated`: final parameters (and buffers) and the history."""
+
+    state_dict: dict[str, Tensor]
+    history: list[RoundRecord]
+    config: FedConfig
+    q: np.ndarray
+    rounds_done: int
+
+
+def select_exits(q: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    r"""Each node picks exit :math:`k` with probability :math:`q_{i,k}` or idles (0).
+
+    One uniform :math:`u_i` per node: node :math:`i` picks the first :math:`k` with
+    :math:`u_i < \sum_{j \le k} q_{i,j}`, and idles when :math:`u_i \ge \sum_k q_{i,k}`.
+
+    Examples
+    --------
+    >>> select_exits(np.array([[0.0, 1.0], [0.0, 0.0]]), np.random.default_rng(0)).tolist()
+    [2, 0]
+    """
+    u = np.asarray(rng.random(int(q.shape[0])), dtype=np.float64)
+    cum = np.cumsum(q, axis=1)
+    picked = (u[:, None] < cum).any(axis=1)
+    first = np.argmax(u[:, None] < cum, axis=1) + 1
+    return np.where(picked, first, 0).astype(np.int64)
+
+
+def _check_q(q: ArrayLike, n: int, k: int) -> np.ndarray:
+    qa = as_float_array(q, "q", shape=(n, k))
+    bad = (qa < 0) | (qa > 1)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise CISInputError(f"q[{i}, {j + 1}]", float(qa[i, j]), "a probability must lie in [0, 1]")
+    rows = qa.sum(axis=1)
+    if (rows > 1 + _ROW_ATOL).any():
+        i = int(np.argmax(rows > 1 + _ROW_ATOL))
+        raise CISInputError(f"q[{i}]", qa[i].tolist(), f"row sums to {rows[i]!r} > 1")
+    return qa
+
+
+def _participation(q: np.ndarray, node_data: Sequence[Dataset]) -> Participation:
+    m = np.asarray([len(d) for d in node_data], dtype=np.float64)
+    for i, d in enumerate(node_data):
+        if len(d) == 0 and (q[i] > 0).any():
+            raise CISInputError(f"node_data[{i}]", 0, "a node that trains (q > 0) needs data")
+    return Participation(q=q, data=m, name="run")
+
+
+@torch.no_grad()
+def exit_objectives(
+    model: EarlyExitModel, node_data: Sequence[Dataset], q: ArrayLike
+) -> np.ndarray:
+    r"""Full-data per-exit objectives :math:`F_k(w) = \sum_{i \in E_k} (m_i/M_k) f_{i,k}(w)`.
+
+    :math:`E_k = \{i : q_{i,k} > 0\}`; the loss is ``model.loss`` (without weight decay).
+    Returns shape (K,), NaN for an exit whose population holds no data. The model is
+    evaluated in eval mode (batch norm uses its running statistics).
+
+    Examples
+    --------
+    >>> from cistheory.train.models import NestedLinear
+    >>> m = NestedLinear(1, (1,), None, bias=False)
+    >>> _ = m.blocks[0].weight.data.fill_(2.0)
+    >>> ds = Dataset(torch.ones(1, 1), torch.zeros(1))
+    >>> exit_objectives(m, [ds], [[1.0]]).tolist()
+    [2.0]
+    """
+    qa = _check_q(q, len(node_data), model.n_exits)
+    part = _participation(qa, node_data)
+    frac = part.data_fraction()
+    was_training = model.training
+    model.eval()
+    out = np.zeros(model.n_exits)
+    try:
+        for i, d in enumerate(node_data):
+            ks = np.flatnonzero(qa[i] > 0)
+            if ks.size == 0:
+                continue
+            outs = model.forward_all(d.x, upto=int(ks.max()) + 1)
+            for k in ks:
+                out[k] += frac[i, k] * float(model.loss(outs[k], d.y))
+    finally:
+        model.train(was_training)
+    return np.where(part.exit_data > 0, out, np.nan)
+
+
+class _Padded:
+    """Node data stacked into padded tensors (for the vectorised clients)."""
+
+    def __init__(self, node_data: Sequence[Dataset]) -> None:
+        self.m = torch.as_tensor([len(d) for d in node_data], dtype=torch.int64)
+        m_max = int(self.m.max())
+        x0, y0 = node_data[0].x, node_data[0].y
+        self.x = x0.new_zeros((len(node_data), m_max, *x0.shape[1:]))
+        self.y = y0.new_zeros((len(node_data), m_max, *y0.shape[1:]))
+        self.mask = torch.zeros(len(node_data), m_max, dtype=x0.dtype)
+        for i, d in enumerate(node_data):
+            self.x[i, : len(d)] = d.x
+            self.y[i, : len(d)] = d.y
+            self.mask[i, : len(d)] = 1.0
+
+
+def _batch_index(u: Tensor, m: Tensor) -> Tensor:
+    """Indices ``floor(u * m)`` (clamped below ``m``) for uniforms ``u`` of shape (..., B)."""
+    mm = m.to(u.dtype).view(-1, *([1] * (u.dim() - 1)))
+    return torch.minimum((u * mm).to(torch.int64), m.view_as(mm) - 1)
+
+
+def _local_loop(
+    model: EarlyExitModel,
+    worker: EarlyExitModel,
+    k: int,
+    data: Dataset,
+    steps: int,
+    u: Tensor | None,
+    lr: float,
+    cfg: FedConfig,
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """One node's local SGD on exit ``k`` with torch.optim.SGD; returns (Delta, buffers)."""
+    worker.load_state_dict(model.state_dict())
+    names = model.exit_parameter_names(k)
+    params = dict(worker.named_parameters())
+    opt = torch.optim.SGD(
+        [params[n] for n in names], lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    m = torch.tensor([len(data)])
+    for s in range(steps):
+        if u is None:
+            xb, yb = data.x, data.y
+        else:
+            idx = _batch_index(u[s], m)
+            xb, yb = data.x[idx], data.y[idx]
+        opt.zero_grad(set_to_none=True)
+        worker.loss(worker(xb, exit=k), yb).backward()
+        opt.step()
+    glob = dict(model.named_parameters())
+    delta = {n: params[n].detach() - glob[n].detach() for n in names}
+    wbuf = dict(worker.named_buffers())
+    bufs = {n: wbuf[n].detach().clone() for n in model.exit_buffer_names(k)}
+    return delta, bufs
+
+
+def _local_vmap(
+    model: EarlyExitModel,
+    k: int,
+    nodes: np.ndarray,
+    padded: _Padded,
+    steps: np.ndarray,
+    u: Tensor | None,
+    lr: float,
+    cfg: FedConfig,
+) -> dict[str, Tensor]:
+    """Local SGD of the nodes ``nodes`` (all on exit ``k``) at once; returns stacked Delta."""
+    from torch.func import functional_call, grad, vmap
+
+    names = model.exit_parameter_names(k)
+    glob = {n: p.detach() for n, p in model.named_parameters() if n in set(names)}
+    g = len(nodes)
+    p = {n: glob[n].unsqueeze(0).expand(g, *glob[n].shape).clone() for n in names}
+    buf = {n: torch.zeros_like(v) for n, v in p.items()}
+    node_t = torch.as_tensor(nodes)
+
+    def loss_one(pk: dict[str, Tensor], xb: Tensor, yb: Tensor, wb: Tensor) -> Tensor:
+        out = functional_call(model, pk, (xb,), {"exit": k})
+        return (model.loss(out, yb, reduction="none") * wb).sum() / wb.sum()
+
+    gfn = vmap(grad(loss_one))
+    m = padded.m[node_t]
+    for s in range(int(steps.max())):
+        if u is None:
+            xb, yb, wb = padded.x[node_t], padded.y[node_t], padded.mask[node_t]
+        else:
+            idx = _batch_index(u[:, s], m)
+            rows = node_t.view(-1, 1)
+            xb, yb = padded.x[rows, idx], padded.y[rows, idx]
+            wb = torch.ones(idx.shape, dtype=padded.mask.dtype)
+        grads = gfn(p, xb, yb, wb)
+        active = torch.as_tensor(steps > s)
+        for n in names:
+            d = grads[n] + cfg.weight_decay * p[n] if cfg.weight_decay else grads[n]
+            shape = (g, *([1] * (p[n].dim() - 1)))
+            act = active.view(shape)
+            if cfg.momentum:
+                buf[n] = torch.where(act, cfg.momentum * buf[n] + d, buf[n])
+                d = buf[n]
+            p[n] = torch.where(act, p[n] - lr * d, p[n])
+    return {n: p[n] - glob[n].unsqueeze(0) for n in names}
+
+
+def _resolve_lt(lt: ArrayLike | Callable[[int], ArrayLike], t: int, k: int) -> np.ndarray:
+    val = lt(t) if callable(lt) else lt
+    arr = as_simplex(val, "lt")
+    if arr.size != k:
+        raise CISInputError("lt", arr.tolist(), f"expected {k} weights (one per exit)")
+    return arr
+
+
+def run_federated(
+    model: EarlyExitModel,
+    node_data: Sequence[Dataset],
+    q: ArrayLike,
+    lt: ArrayLike | Callable[[int], ArrayLike],
+    config: FedConfig,
+    *,
+    callback: Callable[[LoopState], bool | None] | None = None,
+    resume: Mapping[str, Any] | None = None,
+    stop_after: int | None = None,
+) -> TrainResult:
+    r"""Train ``model`` in place with the CIS algorithm (``docs/theory.md``, Section 3).
+
+    .. math::
+        w_{t+1} = w_t + \eta_s \sum_{(i,k)\ \text{picked}} \frac{\beta_{i,k}}{q_{i,k}}
+        \Delta_{i,k}, \qquad \beta_{i,k} = \tilde\lambda_k \frac{m_i}{M_k}
+
+    (Lemma 1: the aggregate is unbiased for the full-participation update of
+    :math:`F_{\tilde\lambda}`.)
+
+    Parameters
+    ----------
+    model : EarlyExitModel
+        The global model; holds :math:`w_T` on return.
+    node_data : list of Dataset
+        Training data of each node (:math:`m_i` = its length).
+    q : array (N, K)
+        Participation probabilities (rows sum to at most 1).
+    lt : array (K,) or callable round -> array (K,)
+        Training weights :math:`\tilde\lambda` on the simplex (a callable for round-dependent
+        rules such as the FLOPs-proportional schedule).
+    config : FedConfig
+    callback : callable, optional
+        Called with the :class:`LoopState` after every round; returning ``True`` stops.
+    resume : mapping, optional
+        A checkpoint from :func:`cistheory.train.checkpoint.load_checkpoint`; training
+        continues from it (bitwise the same as an uninterrupted run).
+    stop_after : int, optional
+        Stop after this many rounds of this call (the state stays resumable).
+
+    Returns
+    -------
+    TrainResult
+
+    Examples
+    --------
+    >>> from cistheory.train.models import NestedLinear
+    >>> m = NestedLinear(1, (1,), None, bias=False)
+    >>> _ = m.blocks[0].weight.data.fill_(0.0)
+    >>> ds = Dataset(torch.ones(1, 1), torch.ones(1))
+    >>> cfg = FedConfig(rounds=1, lr=1.0, batch_size=None, init_seed=None)
+    >>> run_federated(m, [ds], [[1.0]], [1.0], cfg).state_dict["blocks.0.weight"].item()
+    1.0
+    """
+    n, kk = len(node_data), model.n_exits
+    if n == 0:
+        raise CISInputError("node_data", [], "need at least one node")
+    qa = _check_q(q, n, kk)
+    part = _participation(qa, node_data)
+    steps_all = config.node_steps(n)
+    sched = config.schedule
+    if config.vectorised and any(True for _ in model.buffers()):
+        raise CISInputError("vectorised", True, "the model has buffers (batch norm); use the loop")
+    padded = _Padded(node_data) if config.vectorised else None
+    worker = None if config.vectorised else copy.deepcopy(model)
+
+    sel = np.random.default_rng(config.selection_seed)
+    gen = torch.Generator().manual_seed(config.batch_seed)
+    history: list[RoundRecord] = []
+    start = 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        sel.bit_generator.state = resume["selection_rng"]
+        gen.set_state(resume["batch_generator"])
+        history = [RoundRecord(**r) for r in resume["history"]]
+        start = int(resume["rounds_done"])
+    elif config.init_seed is not None:
+        model.reset_parameters(torch.Generator().manual_seed(config.init_seed))
+    model.train()
+
+    end = config.rounds if stop_after is None else min(config.rounds, start + int(stop_after))
+    done = start
+    params = dict(model.named_parameters())
+    buffers = dict(model.named_buffers())
+    for t in range(start, end):
+        lt_t = _resolve_lt(lt, t, kk)
+        weights = aggregation_weights(part, lt_t, config.aggregation)
+        lr = sched(t, config.rounds)
+        picks = select_exits(qa, sel)
+        picked = np.flatnonzero(picks)
+        u_all = None
+        if config.batch_size is not None and picked.size:
+            u_all = torch.rand(
+                (picked.size, int(steps_all[picked].max()), config.batch_size),
+                generator=gen, dtype=torch.float64,
+            )
+        agg = {nm: torch.zeros_like(p) for nm, p in params.items()}
+        buf_sum: dict[str, Tensor] = {}
+        buf_mass: dict[str, float] = {}
+        if config.vectorised:
+            assert padded is not None
+            for k in range(1, kk + 1):
+                rows = np.flatnonzero(picks[picked] == k)
+                if rows.size == 0:
+                    continue
+                nodes = picked[rows]
+                u_k = None if u_all is None else u_all[torch.as_tensor(rows)]
+                deltas = _local_vmap(model, k, nodes, padded, steps_all[nodes], u_k, lr, config)
+                w = torch.as_tensor(weights[nodes, k - 1], dtype=torch.float64)
+                for nm, dl in deltas.items():
+                    agg[nm] += torch.tensordot(w.to(dl.dtype), dl, dims=1)
+        else:
+            assert worker is not None
+            for r, i in enumerate(picked):
+                k = int(picks[i])
+                u_i = None if u_all is None else u_all[r]
+                delta, bufs = _local_loop(
+                    model, worker, k, node_data[int(i)], int(steps_all[i]), u_i, lr, config
+                )
+                w_ik = float(weights[i, k - 1])
+                for nm, dl in delta.items():
+                    agg[nm] += w_ik * dl
+                for nm, b in bufs.items():
+                    if b.is_floating_point():
+                        buf_sum[nm] = buf_sum.get(nm, torch.zeros_like(b)) + part.data[i] * b
+                        buf_mass[nm] = buf_mass.get(nm, 0.0) + float(part.data[i])
+                    else:
+                        buf_sum[nm] = torch.maximum(buf_sum.get(nm, b), b)
+        with torch.no_grad():
+            for nm, p in params.items():
+                p.add_(agg[nm], alpha=config.server_lr)
+            for nm, b in buf_sum.items():
+                buffers[nm].copy_(b / buf_mass[nm] if nm in buf_mass else b)
+        rec = RoundRecord(round=t, lr=lr, lt=lt_t.tolist(), picks=picks.tolist())
+        if config.eval_every and ((t + 1) % config.eval_every == 0 or t + 1 == config.rounds):
+            fk = exit_objectives(model, node_data, qa)
+            rec.objectives = [None if np.isnan(v) else float(v) for v in fk]
+            used = lt_t > 0
+            if not np.isnan(fk[used]).any():
+                rec.objective_lt = float(np.dot(lt_t[used], fk[used]))
+        history.append(rec)
+        done = t + 1
+        if callback is not None and callback(LoopState(done, model, sel, gen, history)):
+            break
+    return TrainResult(
+        state_dict={nm: v.detach().clone() for nm, v in model.state_dict().items()},
+        history=history,
+        config=config,
+        q=qa,
+        rounds_done=done,
+    )

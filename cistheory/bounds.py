@@ -54,6 +54,7 @@ __all__ = [
 
 # A step ``eta`` computed as ``1/L`` may give ``eta * L = 1 + 2**-52``; products up to this
 # many ulps above 1 count as ``eta <= 1/L`` (rounding of the user's division, not a clip).
+# Likewise ``mu <= L`` is checked up to this relative rounding (mu = L on isotropic problems).
 _STEP_ULPS = 4.0 * np.finfo(np.float64).eps
 
 
@@ -96,7 +97,8 @@ def _check_weights(lam: ArrayLike, lt: ArrayLike) -> tuple[FloatArray, FloatArra
 def _check_smooth_convex(L: float, mu: float, *, mu_name: str = "mu", L_name: str = "L") -> None:
     if not mu > 0:
         raise CISInputError(mu_name, mu, "strong convexity must be > 0")
-    if mu > L:
+    # mu = L happens (isotropic problems); computed constants may then differ by rounding.
+    if mu > L * (1.0 + _STEP_ULPS):
         raise CISInputError(L_name, L, f"smoothness must be >= {mu_name} = {mu!r}")
 
 
@@ -391,7 +393,7 @@ def _check_sgd_common(
         lt_b, mt_b = np.broadcast_arrays(lt_, mt)
     except ValueError as exc:
         raise CISInputError("mu_t", mt.shape, f"does not broadcast with L_t ({exc})") from None
-    _first_bad("L_t", lt_b, lt_b < mt_b, "smoothness must be >= mu_t")
+    _first_bad("L_t", lt_b, mt_b > lt_b * (1.0 + _STEP_ULPS), "smoothness must be >= mu_t")
     return ta, lt_, mt, va, g0
 
 

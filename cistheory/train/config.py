@@ -1,0 +1,370 @@
+"""Run configuration of ``cistheory train CONFIG`` (JSON or TOML; see ``docs/trainer.md``).
+
+A configuration names a spec, a model, a dataset and its split, a participation policy,
+a rule for the training weights, the loop's hyper-parameters and the seeds.
+:func:`load_config` reads and validates it; :func:`build_experiment` turns it into the
+objects :func:`cistheory.train.fedloop.run_federated` takes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import CISInputError
+from ..participation import Participation, deepest_exit, explicit, shallower_with_probability
+from ..rules import (
+    RULES,
+    balanced_adj,
+    equal,
+    flops_proportional,
+    inverse_variance,
+    normalise,
+    serving_rate,
+    variance_coefficients,
+)
+from ..spec import load_spec
+from ..system import CIS
+from .data import (
+    Dataset,
+    NodeData,
+    digits,
+    dirichlet_split,
+    load_cifar,
+    split_by_sizes,
+    split_for_cis,
+    synthetic_classification,
+    synthetic_regression,
+)
+from .fedloop import FedConfig, StepSchedule
+from .models import EarlyExitCNN, EarlyExitMLP, EarlyExitModel, EarlyExitResNet18, NestedLinear
+
+__all__ = ["Experiment", "build_experiment", "config_digest", "load_config", "parse_config"]
+
+_SECTIONS = {
+    "spec", "output", "checkpoint_every", "model", "data", "participation", "rule", "train",
+    "seeds",
+}
+_MODELS = ("nested-linear", "mlp", "cnn", "resnet18")
+_DATASETS = ("synthetic", "synthetic-regression", "digits", "cifar10", "cifar100")
+_RULES = (*sorted(RULES), "explicit", "bound-optimal")
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a JSON (``.json``) or TOML (``.toml``) configuration and validate it."""
+    p = Path(path)
+    if not p.is_file():
+        raise CISInputError("config", str(path), "no such file")
+    text = p.read_text(encoding="utf-8")
+    try:
+        doc = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise CISInputError("config", str(path), f"cannot parse: {exc}") from None
+    return parse_config(doc)
+
+
+def _section(doc: Mapping[str, Any], name: str) -> dict[str, Any]:
+    sec = doc.get(name, {})
+    if not isinstance(sec, Mapping):
+        raise CISInputError(name, sec, "must be a table/object")
+    return dict(sec)
+
+
+def _allowed(sec: Mapping[str, Any], name: str, keys: set[str]) -> None:
+    for key in sec:
+        if key not in keys:
+            raise CISInputError(f"{name}.{key}", sec[key], f"unknown field; use {sorted(keys)}")
+
+
+def parse_config(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a parsed configuration and fill in defaults; returns a normalised dict.
+
+    Examples
+    --------
+    >>> cfg = parse_config({"spec": "reference:80-15-5", "train": {"rounds": 2}})
+    >>> cfg["model"]["name"], cfg["train"]["rounds"]
+    ('nested-linear', 2)
+    """
+    if not isinstance(doc, Mapping):
+        raise CISInputError("config", type(doc).__name__, "must be an object at the top level")
+    _allowed(doc, "config", _SECTIONS)
+    if "spec" not in doc:
+        raise CISInputError("spec", None, "missing: a spec file or reference:SPLIT[:DATA][:NODES]")
+    model = {"name": "nested-linear", **_section(doc, "model")}
+    if model["name"] not in _MODELS:
+        raise CISInputError("model.name", model["name"], f"use one of {list(_MODELS)}")
+    data = {
+        "name": "synthetic", "split": "cis", "samples": 2000, "heterogeneity": 0.5,
+        "test_samples": 1000, **_section(doc, "data"),
+    }
+    _allowed(data, "data", {
+        "name", "split", "samples", "heterogeneity", "test_samples", "dims", "n_classes",
+        "alpha", "path", "difficulty_probs", "noise", "label",
+    })
+    if data["name"] not in _DATASETS:
+        raise CISInputError("data.name", data["name"], f"use one of {list(_DATASETS)}")
+    if data["split"] not in {"cis", "equal", "dirichlet"}:
+        raise CISInputError("data.split", data["split"], "use 'cis', 'equal' or 'dirichlet'")
+    part = {"policy": "deepest", **_section(doc, "participation")}
+    _allowed(part, "participation", {"policy", "prob", "q"})
+    if part["policy"] not in {"deepest", "shallower", "p40", "explicit"}:
+        raise CISInputError(
+            "participation.policy",
+            part["policy"],
+            "use 'deepest', 'shallower', 'p40' or 'explicit'",
+        )
+    rule = {"name": "serving-rate", **_section(doc, "rule")}
+    _allowed(rule, "rule", {"name", "sigma", "G", "lt", "exit_flops"})
+    if rule["name"] not in _RULES:
+        raise CISInputError("rule.name", rule["name"], f"use one of {list(_RULES)}")
+    train = _section(doc, "train")
+    _allowed(train, "train", {
+        "rounds", "tau", "lr", "schedule", "gamma", "final_lr", "server_lr", "batch_size",
+        "weight_decay", "momentum", "aggregation", "vectorised", "eval_every",
+    })
+    seeds = {"selection": 0, "batch": 1, "init": 2, "data": 3, **_section(doc, "seeds")}
+    _allowed(seeds, "seeds", {"selection", "batch", "init", "data"})
+    every = doc.get("checkpoint_every", 1)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise CISInputError("checkpoint_every", every, "must be a positive integer")
+    out = {
+        "spec": str(doc["spec"]),
+        "output": doc.get("output"),
+        "checkpoint_every": every,
+        "model": model,
+        "data": data,
+        "participation": part,
+        "rule": rule,
+        "train": train,
+        "seeds": seeds,
+    }
+    fed_config(out)  # validates the loop's fields
+    return out
+
+
+def config_digest(cfg: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a configuration (output path excluded)."""
+    body = {k: v for k, v in cfg.items() if k != "output"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def fed_config(cfg: Mapping[str, Any]) -> FedConfig:
+    """The :class:`FedConfig` of a configuration's ``train`` and ``seeds`` sections."""
+    tr, seeds = cfg["train"], cfg["seeds"]
+    kind = tr.get("schedule", "constant")
+    lr = float(tr.get("lr", 0.1))
+    sched = StepSchedule(
+        kind, lr, gamma=float(tr.get("gamma", 1.0)), final=float(tr.get("final_lr", 0.0))
+    )
+    tau = tr.get("tau", 1)
+    return FedConfig(
+        rounds=tr.get("rounds", 10),
+        tau=tau if isinstance(tau, int) else tuple(tau),
+        lr=sched,
+        server_lr=float(tr.get("server_lr", 1.0)),
+        batch_size=tr.get("batch_size", 32),
+        weight_decay=float(tr.get("weight_decay", 0.0)),
+        momentum=float(tr.get("momentum", 0.0)),
+        aggregation=tr.get("aggregation", "unbiased"),
+        selection_seed=int(seeds["selection"]),
+        batch_seed=int(seeds["batch"]),
+        init_seed=int(seeds["init"]),
+        vectorised=bool(tr.get("vectorised", False)),
+        eval_every=int(tr.get("eval_every", 1)),
+    )
+
+
+@dataclass
+class Experiment:
+    """Everything a run needs, built from a configuration."""
+
+    cis: CIS
+    model: EarlyExitModel
+    node_data: NodeData
+    test: Dataset | None
+    participation: Participation
+    lt: np.ndarray | Callable[[int], np.ndarray]
+    lt_info: dict[str, Any]
+    fed: FedConfig
+
+
+def _default_dims(d_in: int, k: int) -> tuple[int, ...]:
+    dims = tuple(max(1, round(d_in * (j + 1) / k)) for j in range(k))
+    if len(set(dims)) != k:
+        raise CISInputError("model.dims", list(dims), f"cannot nest {k} exits in {d_in} features")
+    return dims
+
+
+def _node_sizes(cis: CIS, total: int) -> list[int]:
+    frac = cis.data / cis.data.sum() if cis.data_given else np.full(cis.n_nodes, 1 / cis.n_nodes)
+    sizes = np.floor(total * frac + 1e-9).astype(np.int64)
+    if (sizes < 1).any():
+        raise CISInputError("data.samples", total, "too few samples: a node would get none")
+    return [int(s) for s in sizes]
+
+
+def _load_data(cfg: Mapping[str, Any], cis: CIS, images: bool) -> tuple[NodeData, Dataset | None]:
+    d = cfg["data"]
+    rng = np.random.default_rng(int(cfg["seeds"]["data"]))
+    k = cis.n_exits
+    name = d["name"]
+    if name.startswith("synthetic"):
+        dims = tuple(d.get("dims", cfg["model"].get("dims", (2, 4, 8)[-k:] if k <= 3 else None)))
+        if not dims or len(dims) != k:
+            raise CISInputError("data.dims", list(dims or []), f"need {k} nested feature counts")
+        sizes = (
+            _node_sizes(cis, int(d["samples"]))
+            if d["split"] == "cis"
+            else [int(d["samples"]) // cis.n_nodes] * cis.n_nodes
+        )
+        common = {
+            "dims": dims, "heterogeneity": float(d["heterogeneity"]),
+            "difficulty_probs": d.get("difficulty_probs"),
+            "test_samples": int(d["test_samples"]), "rng": rng,
+        }
+        if name == "synthetic":
+            nodes, test, _ = synthetic_classification(
+                cis.n_nodes, sizes, n_classes=int(d.get("n_classes", 4)), **common
+            )
+        else:
+            nodes, test, _ = synthetic_regression(
+                cis.n_nodes, sizes, noise=float(d.get("noise", 0.1)), **common
+            )
+        return nodes, test
+    if name == "digits":
+        full = digits(images=images)
+        perm = rng.permutation(len(full))
+        n_test = len(full) // 5
+        test, pool = full.subset(np.sort(perm[:n_test])), full.subset(np.sort(perm[n_test:]))
+    else:
+        if "path" not in d:
+            raise CISInputError("data.path", None, f"{name} needs the directory of its files")
+        variant = name
+        label = d.get("label", "fine")
+        pool = load_cifar(d["path"], variant=variant, train=True, label=label)
+        test = load_cifar(d["path"], variant=variant, train=False, label=label)
+    if not images:
+        pool = Dataset(pool.x.reshape(len(pool), -1), pool.y)
+        test = Dataset(test.x.reshape(len(test), -1), test.y)
+    total = min(int(d["samples"]), len(pool))
+    if d["split"] == "dirichlet":
+        sub = pool.subset(np.sort(rng.permutation(len(pool))[:total]))
+        return dirichlet_split(sub, cis.n_nodes, float(d.get("alpha", 0.5)), rng=rng), test
+    if d["split"] == "cis" and cis.data_given:
+        return split_for_cis(pool, cis, rng=rng, total=total), test
+    return split_by_sizes(pool, [total // cis.n_nodes] * cis.n_nodes, rng=rng), test
+
+
+def _build_model(cfg: Mapping[str, Any], k: int, data: list[Dataset]) -> EarlyExitModel:
+    m = cfg["model"]
+    name = m["name"]
+    x = data[0].x
+    n_classes: int | None = None
+    if not data[0].y.dtype.is_floating_point:
+        seen = max(int(d.y.max()) + 1 for d in data if len(d))
+        n_classes = max(int(m.get("n_classes", seen)), 2)
+    gen = torch.Generator().manual_seed(int(cfg["seeds"]["init"]))
+    if name == "nested-linear":
+        d_in = int(x.shape[1])
+        dims = tuple(m.get("dims", _default_dims(d_in, k)))
+        model: EarlyExitModel = NestedLinear(
+            d_in, dims, n_classes, bias=bool(m.get("bias", True)), generator=gen
+        )
+    elif name == "mlp":
+        hidden = tuple(m.get("hidden", (32,) * k))
+        model = EarlyExitMLP(int(x.shape[1]), hidden, n_classes, generator=gen)
+    elif name == "cnn":
+        channels = tuple(m.get("channels", tuple(16 * 2**j for j in range(k))))
+        model = EarlyExitCNN(int(x.shape[1]), channels, n_classes, generator=gen)
+    else:
+        if n_classes is None:
+            raise CISInputError("model.name", name, "resnet18 is a classifier")
+        model = EarlyExitResNet18(
+            tuple(m.get("exits", (3, 9, 17))), n_classes, in_channels=int(x.shape[1]),
+            width=int(m.get("width", 64)), norm=str(m.get("norm", "batch")), generator=gen,
+        )
+    if model.n_exits != k:
+        raise CISInputError("model", dict(m), f"the model has {model.n_exits} exits, the spec {k}")
+    return model
+
+
+def _participation(cfg: Mapping[str, Any], cis: CIS, sizes: np.ndarray) -> Participation:
+    p = cfg["participation"]
+    if p["policy"] == "deepest":
+        part = deepest_exit(cis)
+    elif p["policy"] == "p40":
+        part = shallower_with_probability(cis, {2: 0.4, 3: 0.8}, name="p40")
+    elif p["policy"] == "shallower":
+        prob = p.get("prob")
+        if prob is None:
+            raise CISInputError("participation.prob", None, "'shallower' needs prob")
+        if isinstance(prob, Mapping):
+            prob = {int(key): float(v) for key, v in prob.items()}
+        part = shallower_with_probability(cis, prob)
+    else:
+        if "q" not in p:
+            raise CISInputError("participation.q", None, "'explicit' needs the table q")
+        part = explicit(cis, p["q"])
+    return Participation(q=part.q, data=sizes, name=part.name)
+
+
+def _rule(
+    cfg: Mapping[str, Any], cis: CIS, part: Participation
+) -> tuple[np.ndarray | Callable[[int], np.ndarray], dict[str, Any]]:
+    r = cfg["rule"]
+    name = r["name"]
+    lam = cis.lam
+    info: dict[str, Any] = {"rule": name, "lambda": lam.tolist()}
+    if name == "explicit":
+        if "lt" not in r:
+            raise CISInputError("rule.lt", None, "the explicit rule needs lt")
+        lt = normalise(r["lt"], "rule.lt")
+    elif name == "serving-rate":
+        lt = serving_rate(lam)
+    elif name == "equal":
+        lt = equal(cis.n_exits)
+    elif name == "flops":
+        flops = r.get("exit_flops", None if cis.exit_flops is None else cis.exit_flops.tolist())
+        if flops is None:
+            raise CISInputError("rule.exit_flops", None, "the spec gives no FLOPs per exit")
+        info["exit_flops"] = list(flops)
+        info["lt_round0"] = flops_proportional(flops, 0).tolist()
+        return (lambda t: flops_proportional(flops, t)), info
+    else:
+        if "sigma" not in r:
+            raise CISInputError("rule.sigma", None, f"rule '{name}' needs sigma, one per exit")
+        v = variance_coefficients(part, r["sigma"], r.get("G"))
+        info["v"] = v.tolist()
+        if name == "opt-err":
+            lt = inverse_variance(v)
+        elif name == "balanced-adj":
+            lt = balanced_adj(lam, v)
+        else:
+            import importlib
+
+            convex = importlib.import_module("convex")
+            lt = np.asarray(convex.bound_optimal_lt(cis, part, r["sigma"]), dtype=np.float64)
+    info["lt"] = lt.tolist()
+    return lt, info
+
+
+def build_experiment(cfg: Mapping[str, Any]) -> Experiment:
+    """Load the spec, data, model, participation and weights a configuration names."""
+    cis = load_spec(cfg["spec"])
+    images = cfg["model"]["name"] in {"cnn", "resnet18"}
+    nodes, test = _load_data(cfg, cis, images)
+    if len(nodes) != cis.n_nodes:
+        raise CISInputError("data", len(nodes), f"expected data for {cis.n_nodes} nodes")
+    sizes = np.asarray([len(d) for d in nodes], dtype=np.float64)
+    model = _build_model(cfg, cis.n_exits, [*nodes, *([] if test is None else [test])])
+    part = _participation(cfg, cis, sizes)
+    lt, info = _rule(cfg, cis, part)
+    return Experiment(cis, model, nodes, test, part, lt, info, fed_config(cfg))

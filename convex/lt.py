@@ -1,0 +1,353 @@
+r"""Bound-optimal training weights for fixed participation (``docs/theory.md``, Section 5).
+
+The problem, for serving shares :math:`\lambda` on the simplex, variance coefficients
+:math:`v_k \ge 0` (:math:`V = \sum_k v_k \tilde\lambda_k^2`, Lemma 2) and weights
+:math:`a, b \ge 0`:
+
+.. math::
+    \min_{x \in \Delta_K,\; x \ge x_{\min}}\;
+    f(x) = a\,\chi^2(\lambda \,\|\, x) + b \sum_k v_k x_k^2,
+    \qquad \chi^2(\lambda \,\|\, x) = \sum_k \frac{\lambda_k^2}{x_k} - 1 .
+
+With :math:`\alpha_k = a\lambda_k^2`, :math:`\beta_k = b v_k` the stationarity condition of
+coordinate :math:`k` (multiplier :math:`\nu` of :math:`\sum_k x_k = 1`) is
+
+.. math:: g_k(x_k) = -\frac{\alpha_k}{x_k^2} + 2\beta_k x_k = \nu ,
+
+and :math:`g_k` is increasing and concave on :math:`(0, \infty)`. Its inverse
+:math:`x_k(\nu) = \max(x_{\min}, g_k^{-1}(\nu))` is increasing and convex in :math:`\nu`, so
+:math:`S(\nu) = \sum_k x_k(\nu)` is convex increasing and Newton's method on
+:math:`S(\nu) = 1` started right of the root never overshoots it. Each :math:`g_k^{-1}(\nu)`
+is found by Newton's method started left of the root (monotone for a concave function),
+from a bracket known in closed form; everything is vectorised over :math:`k`.
+
+Exits with :math:`\alpha_k = 0` have :math:`x_k(\nu) = \max(x_{\min}, \nu / (2\beta_k))`;
+exits with :math:`\alpha_k = \beta_k = 0` do not enter the objective ("free" exits): they get
+the floor, plus an equal share of any mass the other exits do not want (the minimiser is then
+not unique).
+
+Certificate: for any :math:`\nu` the Lagrangian dual
+
+.. math::
+    d(\nu) = \nu - a + \sum_k \min_{x \ge x_{\min}}
+             \Bigl(\frac{\alpha_k}{x} + \beta_k x^2 - \nu x\Bigr)
+
+is a lower bound on the optimum; its inner minimiser is :math:`x_k(\nu)` itself, so the gap
+:math:`f(\hat x) - d(\nu)` certifies the returned point.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from cistheory._validate import as_float_array, as_simplex
+from cistheory.errors import CISInputError
+
+from ._common import FloatArray
+
+__all__ = ["LtResult", "lt_objective", "optimal_lt"]
+
+_log = logging.getLogger(__name__)
+
+# Newton on the multiplier converges quadratically; 200 steps is far above what any test or
+# benchmark needs (< 30) and only guards against a non-terminating loop.
+_MAX_OUTER = 200
+_MAX_INNER = 100
+# Relative accuracy of each root: rounding in -alpha/x^2 + 2 beta x leaves a Newton step of
+# a few ulps of x at the root, so ask for 50 ulps (1e-14) and stop there.
+_RTOL = 1e-14
+# Relative accuracy of S(nu) = 1: a sum of K roots each accurate to 1e-14 (see _RTOL).
+_S_RTOL = 1e-13
+
+
+@dataclass(frozen=True)
+class LtResult:
+    r"""Minimiser of :math:`a\chi^2(\lambda\|x) + b\sum_k v_k x_k^2` on the simplex.
+
+    Attributes
+    ----------
+    lt : ndarray, shape (K,)
+        The weights :math:`\tilde\lambda` (on the simplex, at least the floor).
+    objective : float
+        :math:`a\chi^2 + b V` at ``lt``.
+    terms : dict
+        ``{"chi2": a * chi2, "variance": b * sum v lt^2}``.
+    multiplier : float
+        :math:`\nu`, multiplier of :math:`\sum_k x_k = 1` (:math:`\nabla f = \nu` off the floor).
+    dual : float
+        The dual value :math:`d(\nu)`, a lower bound on the optimum.
+    gap : float
+        ``objective - dual`` (a certified duality gap, up to rounding).
+    method : str
+        ``"fast"`` or ``"cvxpy"``.
+    status : str
+        ``"optimal"`` (fast path), or the cvxpy solver's status.
+    iterations : int
+        Newton steps on the multiplier (fast path) or solver iterations (cvxpy, -1 if unknown).
+    """
+
+    lt: FloatArray
+    objective: float
+    terms: dict[str, float]
+    multiplier: float
+    dual: float
+    gap: float
+    method: str
+    status: str
+    iterations: int
+
+
+def _check_inputs(
+    lam: ArrayLike, v: ArrayLike, a: float, b: float, lt_min: float
+) -> tuple[FloatArray, FloatArray, float, float, float]:
+    lam_a = as_simplex(lam, "lam")
+    v_a = as_float_array(v, "v", ndim=1, nonneg=True)
+    if v_a.size != lam_a.size:
+        raise CISInputError("v", v_a.tolist()[:10], f"expected {lam_a.size} values, one per exit")
+    for name, val in (("a", a), ("b", b), ("lt_min", lt_min)):
+        if not (np.isfinite(val) and val >= 0):
+            raise CISInputError(name, val, "must be a finite number >= 0")
+    if not a + b > 0:
+        raise CISInputError("a, b", (a, b), "at least one of a and b must be > 0")
+    k = lam_a.size
+    if lt_min * k > 1 + 1e-12:
+        raise CISInputError("lt_min", lt_min, f"K * lt_min = {lt_min * k!r} > 1: no feasible lt")
+    return lam_a, v_a, float(a), float(b), float(lt_min)
+
+
+def lt_objective(lam: ArrayLike, v: ArrayLike, a: float, b: float, lt: ArrayLike) -> float:
+    r"""The objective :math:`a(\sum_k \lambda_k^2/x_k - 1) + b\sum_k v_k x_k^2` at ``lt``.
+
+    Raises
+    ------
+    CISInputError
+        If ``lt`` is not on the simplex or is zero where :math:`\lambda > 0`.
+
+    Examples
+    --------
+    >>> lt_objective([0.5, 0.5], [1.0, 1.0], 1.0, 1.0, [0.5, 0.5])
+    0.5
+    """
+    lam_a = as_simplex(lam, "lam")
+    x = as_simplex(lt, "lt")
+    v_a = as_float_array(v, "v", ndim=1, nonneg=True)
+    return _objective(lam_a, v_a, float(a), float(b), x)[0]
+
+
+def _objective(
+    lam: FloatArray, v: FloatArray, a: float, b: float, x: FloatArray
+) -> tuple[float, float, float]:
+    need = lam > 0
+    if (x[need] <= 0).any():
+        k = int(np.flatnonzero(need & (x <= 0))[0])
+        raise CISInputError(f"lt[{k + 1}]", float(x[k]), "lt must be > 0 where lambda > 0")
+    safe = np.where(need, x, 1.0)
+    chi2 = float(np.sum(np.where(need, lam**2 / safe, 0.0)) - 1.0)
+    var = float(np.sum(v * x**2))
+    return a * chi2 + b * var, a * chi2, b * var
+
+
+def _roots(nu: float, alpha: FloatArray, beta: FloatArray, x0: FloatArray | None) -> FloatArray:
+    r"""Positive roots of :math:`-\alpha/x^2 + 2\beta x = \nu` for :math:`\alpha > 0`.
+
+    Newton from a point left of the root; monotone because the left side is concave.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if nu >= 0:
+            lower = np.maximum(np.where(beta > 0, nu / (2 * beta), 0.0),
+                               np.where(beta > 0, np.cbrt(alpha / (2 * beta)), 0.0))
+            if not (beta > 0).all():  # beta = 0 and nu >= 0: no finite root
+                raise FloatingPointError("no root")
+        else:
+            s = np.sqrt(alpha / (2 * -nu))
+            c = np.where(beta > 0, np.cbrt(alpha / (4 * beta)), np.inf)
+            lower = np.minimum(s, c)
+            # beta = 0: the root is sqrt(alpha / -nu), exact
+            exact = np.sqrt(alpha / -nu)
+    x = lower if x0 is None else np.maximum(lower, x0)
+    for _ in range(_MAX_INNER):
+        g = -alpha / x**2 + 2 * beta * x
+        dg = 2 * alpha / x**3 + 2 * beta
+        step = (nu - g) / dg
+        x = x + np.maximum(step, 0.0)  # rounding may give a tiny negative step at the root
+        if np.all(step <= _RTOL * x):
+            break
+    if nu < 0:
+        x = np.where(beta > 0, x, exact)
+    return np.asarray(x, dtype=np.float64)
+
+
+def _x_of_nu(
+    nu: float,
+    alpha: FloatArray,
+    beta: FloatArray,
+    lt_min: float,
+    x0: FloatArray | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """x_k(nu) for the non-free exits and dx_k/dnu."""
+    x = np.empty_like(alpha)
+    dx = np.zeros_like(alpha)
+    pos = alpha > 0
+    if pos.any():
+        r = _roots(nu, alpha[pos], beta[pos], None if x0 is None else x0[pos])
+        x[pos] = r
+        dx[pos] = 1.0 / (2 * alpha[pos] / r**3 + 2 * beta[pos])
+    lin = ~pos
+    if lin.any():
+        x[lin] = np.maximum(nu, 0.0) / (2 * beta[lin])
+        dx[lin] = np.where(nu > 0, 1.0 / (2 * beta[lin]), 0.0)
+    floor = x < lt_min
+    x[floor] = lt_min
+    dx[floor] = 0.0
+    return x, dx
+
+
+def _dual(nu: float, x: FloatArray, alpha: FloatArray, beta: FloatArray, a: float,
+          n_free: int, lt_min: float) -> float:
+    safe = np.where(alpha > 0, x, 1.0)
+    inner = np.where(alpha > 0, alpha / safe, 0.0) + beta * x**2 - nu * x
+    # a free exit contributes min_{x >= lt_min} -nu x: -nu lt_min if nu <= 0, else -infinity
+    free = 0.0 if n_free == 0 else (-nu * lt_min * n_free if nu <= 0 else -np.inf)
+    return float(nu - a + np.sum(inner) + free)
+
+
+def _fast(lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float) -> LtResult:
+    k = lam.size
+    alpha = a * lam**2
+    beta = b * v
+    free = (alpha == 0) & (beta == 0)
+    act = ~free
+    al, be = alpha[act], beta[act]
+    n_free = int(free.sum())
+    lt = np.full(k, lt_min)
+    iters = 0
+    nu = 0.0
+    # some exit with alpha > 0, beta = 0 wants unbounded mass at nu = 0: S(0-) = infinity
+    unbounded_at_0 = bool(((al > 0) & (be == 0)).any())
+    if not act.any() or lt_min * k >= 1.0:
+        lt = np.full(k, 1.0 / k)
+        if act.any():  # every weight at the floor 1/K: any nu below all g_k(1/K) is dual feasible
+            nu = float(np.min(-al * k**2 + 2 * be / k))
+    else:
+        xs = None if unbounded_at_0 or not n_free else _x_of_nu(0.0, al, be, lt_min)[0]
+        if xs is not None and xs.sum() + n_free * lt_min <= 1.0:
+            # the exits that matter want less than the whole mass: the rest goes to free exits
+            lt[act] = xs
+            lt[free] = lt_min + (1.0 - xs.sum() - n_free * lt_min) / n_free
+        else:
+            target = 1.0 - n_free * lt_min
+            # g_k(1) gives x_k(nu) >= 1 for that k, hence S(nu) >= 1: a start right of the root
+            nu = float(np.min(np.where(al > 0, -al, 0.0) + 2 * be))
+            x, dx = _x_of_nu(nu, al, be, lt_min)
+            for iters in range(1, _MAX_OUTER + 1):  # noqa: B007 - iters is reported
+                s = float(x.sum())
+                ds = float(dx.sum())
+                if s - target <= _S_RTOL * target or ds <= 0:
+                    break
+                nu_new = nu - (s - target) / ds
+                if not nu_new < nu:  # no progress left at double precision
+                    break
+                nu = nu_new
+                x, dx = _x_of_nu(nu, al, be, lt_min, x0=None)
+            else:
+                _log.warning("optimal_lt: Newton on the multiplier hit %d steps", _MAX_OUTER)
+            lt[act] = x
+    lt = lt / lt.sum()
+    obj, t_chi, t_var = _objective(lam, v, a, b, lt)
+    dual = lt_dual_bound(lam, v, a, b, lt_min, nu)
+    return LtResult(
+        lt=lt,
+        objective=obj,
+        terms={"chi2": t_chi, "variance": t_var},
+        multiplier=nu,
+        dual=dual,
+        gap=obj - dual,
+        method="fast",
+        status="optimal",
+        iterations=iters,
+    )
+
+
+def optimal_lt(
+    lam: ArrayLike,
+    v: ArrayLike,
+    a: float,
+    b: float,
+    method: str = "fast",
+    lt_min: float = 0.0,
+) -> LtResult:
+    r"""Training weights minimising :math:`a\chi^2(\lambda\|\tilde\lambda) + b\,V(\tilde\lambda)`.
+
+    Implements the :math:`q`-fixed design problem of ``docs/theory.md``, Section 5:
+
+    .. math::
+        \min_{\tilde\lambda \in \Delta_K,\ \tilde\lambda \ge \tilde\lambda_{\min}}
+        a\Bigl(\sum_k \frac{\lambda_k^2}{\tilde\lambda_k} - 1\Bigr)
+        + b \sum_k v_k \tilde\lambda_k^2 .
+
+    Limits: :math:`b = 0` gives :math:`\tilde\lambda = \lambda` (Serving Rate); :math:`a = 0`
+    gives :math:`\tilde\lambda \propto 1/v` (inverse variance).
+
+    Parameters
+    ----------
+    lam : array, shape (K,)
+        Serving shares (on the simplex).
+    v : array, shape (K,)
+        Variance coefficients :math:`v_k \ge 0` (see :func:`cistheory.variance_coefficients`).
+    a, b : float
+        Weights of :math:`\chi^2` and :math:`V` (``>= 0``, not both 0).
+    method : {"fast", "cvxpy"}
+        The vectorised Newton solver (any K, no loop over exits) or the cvxpy program
+        (CLARABEL, SCS as fallback), built once per K and re-solved.
+    lt_min : float
+        Floor on every weight (``K * lt_min <= 1``).
+
+    Returns
+    -------
+    LtResult
+        Weights, objective and its terms, multiplier and a certified duality gap.
+
+    Raises
+    ------
+    CISInputError
+        Bad ``lam`` (not on the simplex), ``v`` (negative, wrong length), ``a``, ``b`` or
+        ``lt_min``.
+
+    Examples
+    --------
+    >>> r = optimal_lt([0.8, 0.15, 0.05], [1.0, 1.0, 1.0], a=1.0, b=0.0)
+    >>> r.lt.round(6).tolist()
+    [0.8, 0.15, 0.05]
+    >>> optimal_lt([0.5, 0.5], [1.0, 3.0], a=0.0, b=1.0).lt.round(6).tolist()
+    [0.75, 0.25]
+    """
+    lam_a, v_a, af, bf, lm = _check_inputs(lam, v, a, b, lt_min)
+    if method == "fast":
+        return _fast(lam_a, v_a, af, bf, lm)
+    if method == "cvxpy":
+        from .cvx import solve_lt_cvxpy
+
+        return solve_lt_cvxpy(lam_a, v_a, af, bf, lm)
+    raise CISInputError("method", method, "use 'fast' or 'cvxpy'")
+
+
+def lt_dual_bound(
+    lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float, nu: float
+) -> float:
+    """Lagrangian dual value d(nu), a lower bound on the optimum for any nu (internal use)."""
+    alpha = a * lam**2
+    beta = b * v
+    free = (alpha == 0) & (beta == 0)
+    act = ~free
+    if not act.any():
+        return 0.0 if nu <= 0 else -np.inf
+    al, be = alpha[act], beta[act]
+    try:
+        x, _ = _x_of_nu(nu, al, be, lt_min)
+    except FloatingPointError:
+        return -np.inf
+    return _dual(nu, x, al, be, a, int(free.sum()), lt_min)

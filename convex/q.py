@@ -1,0 +1,438 @@
+r"""Variance-optimal participation probabilities for fixed weights (``docs/theory.md``, Section 5).
+
+The problem, for coefficients :math:`c_{i,k} \ge 0` on the eligible node-exit pairs
+(:math:`c_{i,k} = \beta_{i,k}^2 (\sigma^2_{i,k} + G^2_{i,k})` in Lemma 2's bound):
+
+.. math::
+    \min_q \sum_{(i,k)\ \text{eligible}} \frac{c_{i,k}}{q_{i,k}}
+    \quad\text{s.t.}\quad \sum_k q_{i,k} \le 1,\ q_{i,k} \ge q_{\min},\
+    \sum_{i,k} \mathrm{cost}_k\, q_{i,k} \le C ,
+
+with rows of *fixed* nodes set to one exit with probability 1 (their cost counts against
+:math:`C`). With multipliers :math:`\nu_i \ge 0` of the rows and :math:`\rho \ge 0` of the
+budget the minimiser is the water-filling
+
+.. math::
+    q_{i,k} = \max\Bigl(q_{\min}, \sqrt{\frac{c_{i,k}}{\nu_i + \rho\,\mathrm{cost}_k}}\Bigr).
+
+For each :math:`\rho`, every :math:`\nu_i` solves :math:`\sum_k q_{i,k} = 1` (or is 0 when the
+row wants less). The row sum :math:`R_i(\nu)` is decreasing; the solver runs a safeguarded
+Newton method on :math:`R_i(\nu)^{-2} = 1` (exact in one step when no pair sits on the floor
+and :math:`\rho = 0`) for all nodes at once, then a safeguarded Newton method on :math:`\rho`
+with the derivative of the spend from the implicit function theorem.
+
+Certificate: for any :math:`\nu \ge 0, \rho \ge 0` the Lagrangian dual
+
+.. math::
+    D(\nu, \rho) = -\sum_i \nu_i - \rho C' + \sum_{(i,k)} \min_{q \ge q_{\min}}
+    \Bigl(\frac{c_{i,k}}{q} + (\nu_i + \rho\,\mathrm{cost}_k) q\Bigr) + c_{\text{fixed}}
+
+(:math:`C'` the budget left after the fixed rows) is a lower bound on the optimum.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from cistheory._validate import as_float_array
+from cistheory.errors import CISInputError
+
+from ._common import FloatArray
+
+__all__ = ["QResult", "optimal_q"]
+
+_log = logging.getLogger(__name__)
+
+# Iteration caps guard against non-termination only; the safeguarded Newton steps converge
+# in well under 30 steps on every test and benchmark problem.
+_MAX_ROW = 200
+_MAX_RHO = 200
+# Relative accuracy of the row sums and of the budget equation: 1e-13 leaves room for the
+# rounding of a sum of K square roots (each within a few ulps).
+_RTOL = 1e-13
+# Budget slack accepted as "at the minimum spend" (rounding of a sum of N*K products).
+_BUDGET_RTOL = 1e-12
+
+
+@dataclass(frozen=True)
+class QResult:
+    r"""Minimiser of :math:`\sum c_{i,k}/q_{i,k}` under row, floor and budget constraints.
+
+    Attributes
+    ----------
+    q : ndarray, shape (N, K)
+        Participation probabilities (zero off the eligible pairs; fixed rows one-hot).
+    objective : float
+        :math:`\sum c/q` over eligible pairs (pairs with :math:`c = 0` contribute 0).
+    nu : ndarray, shape (N,)
+        Row multipliers (0 for fixed rows).
+    rho : float
+        Budget multiplier (0 without a budget or when it is slack).
+    dual : float
+        :math:`D(\nu, \rho)`, a lower bound on the optimum.
+    gap : float
+        ``objective - dual``.
+    kkt : dict
+        ``primal_row`` (max row-sum excess), ``primal_floor`` (max floor violation),
+        ``primal_budget`` (budget excess, 0 without budget), ``stationarity`` (max relative
+        residual of :math:`c/q^2 = \nu_i + \rho\,\mathrm{cost}_k` off the floor, and sign
+        of the floor multiplier on it), ``complementarity`` (max relative
+        :math:`\nu_i (1 - \sum_k q_{i,k})` and :math:`\rho (C - \text{spend})`).
+    spend : float
+        :math:`\sum \mathrm{cost}_k q_{i,k}` (0 without ``cost``).
+    status : str
+        ``"optimal"``.
+    iterations : int
+        Newton steps on :math:`\rho` (0 when the budget is slack or absent).
+    """
+
+    q: FloatArray
+    objective: float
+    nu: FloatArray
+    rho: float
+    dual: float
+    gap: float
+    kkt: dict[str, float]
+    spend: float
+    status: str
+    iterations: int
+
+
+@dataclass(frozen=True)
+class _Prob:
+    c: FloatArray  # (N, K), zero off free eligible pairs
+    elig: np.ndarray  # (N, K) bool, free (non-fixed) eligible pairs
+    fixed: np.ndarray  # (N,) int, exit index or -1
+    cost: FloatArray  # (K,)
+    budget: float | None  # budget left for free rows
+    q_min: float
+    c_fixed: float
+    cost_fixed: float
+
+
+def _validate(
+    c: ArrayLike,
+    eligible: ArrayLike,
+    cost: ArrayLike | None,
+    budget: float | None,
+    q_min: float,
+    fixed: ArrayLike | None,
+) -> _Prob:
+    ca = as_float_array(c, "c", ndim=2, nonneg=True)
+    n, k = ca.shape
+    el = np.asarray(eligible)
+    if el.shape != (n, k) or el.dtype != np.bool_:
+        raise CISInputError("eligible", el.shape, f"expected a boolean array of shape {(n, k)}")
+    off = (ca > 0) & ~el
+    if off.any():
+        i, j = np.argwhere(off)[0]
+        raise CISInputError(f"c[{i}, {j}]", float(ca[i, j]), "c > 0 on a pair that is not eligible")
+    if not (np.isfinite(q_min) and 0 <= q_min <= 1):
+        raise CISInputError("q_min", q_min, "must lie in [0, 1]")
+    fx = np.full(n, -1, dtype=np.int64)
+    if fixed is not None:
+        fa = np.asarray(fixed)
+        if fa.shape != (n,) or not np.issubdtype(fa.dtype, np.integer):
+            raise CISInputError("fixed", fa.shape, f"expected {n} integer exit indices (-1: free)")
+        bad = (fa < -1) | (fa >= k)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise CISInputError(f"fixed[{i}]", int(fa[i]), f"must be -1 or an exit in 0..{k - 1}")
+        rows = np.flatnonzero(fa >= 0)
+        not_el = ~el[rows, fa[rows]]
+        if not_el.any():
+            i = int(rows[np.argmax(not_el)])
+            raise CISInputError(f"fixed[{i}]", int(fa[i]), "a node is fixed at an ineligible exit")
+        fx = fa.astype(np.int64)
+    is_fixed = fx >= 0
+    rows = np.flatnonzero(is_fixed)
+    other = ca[rows].copy()
+    other[np.arange(rows.size), fx[rows]] = 0.0
+    if (other > 0).any():
+        r, j = np.argwhere(other > 0)[0]
+        raise CISInputError(
+            f"c[{int(rows[r])}, {int(j)}]", float(other[r, j]),
+            "c > 0 on an exit a fixed node never trains",
+        )
+    free_el = el & ~is_fixed[:, None]
+    n_el = free_el.sum(axis=1)
+    over = n_el * q_min > 1 + 1e-12
+    if over.any():
+        i = int(np.argmax(over))
+        raise CISInputError(
+            "q_min", q_min, f"node {i} has {int(n_el[i])} eligible exits: n * q_min > 1"
+        )
+    rows = np.flatnonzero(is_fixed)
+    c_fixed = float(ca[rows, fx[rows]].sum())
+    if cost is None:
+        if budget is not None:
+            raise CISInputError("cost", None, "a budget needs a per-exit cost")
+        cost_a = np.zeros(k)
+    else:
+        cost_a = as_float_array(cost, "cost", shape=(k,), nonneg=True)
+    cost_fixed = float(cost_a[fx[rows]].sum())
+    left: float | None = None
+    if budget is not None:
+        if not np.isfinite(budget):
+            raise CISInputError("budget", budget, "must be a finite number")
+        min_spend = cost_fixed + q_min * float((free_el * cost_a[None, :]).sum())
+        if budget < min_spend * (1 - _BUDGET_RTOL) - _BUDGET_RTOL:
+            raise CISInputError(
+                "budget",
+                budget,
+                f"infeasible: the fixed rows and q_min = {q_min} on every eligible pair already "
+                f"cost {min_spend!r}",
+            )
+        left = float(budget) - cost_fixed
+    return _Prob(
+        c=np.where(free_el, ca, 0.0),
+        elig=free_el,
+        fixed=fx,
+        cost=cost_a,
+        budget=left,
+        q_min=float(q_min),
+        c_fixed=c_fixed,
+        cost_fixed=cost_fixed,
+    )
+
+
+def _q_of(p: _Prob, nu: FloatArray, rho: float) -> tuple[FloatArray, FloatArray]:
+    """q(nu, rho) on free eligible pairs (no upper clip) and the weights of dq/dnu."""
+    s = nu[:, None] + rho * p.cost[None, :]
+    pos = p.c > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        raw = np.where(pos, np.sqrt(p.c / s), 0.0)
+    q = np.where(p.elig, np.maximum(p.q_min, raw), 0.0)
+    up = pos & (raw > p.q_min)
+    # -dq/d(nu) = 0.5 sqrt(c) s^(-3/2) = q / (2 s) off the floor
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(up, raw / (2 * s), 0.0)
+    return q, w
+
+
+def _solve_rows(p: _Prob, rho: float, nu0: FloatArray | None) -> FloatArray:
+    """nu_i(rho) for every free row: 0 if the row is slack at nu = 0, else R_i(nu_i) = 1."""
+    n = p.c.shape[0]
+    nu = np.zeros(n)
+    zero_cost = rho * p.cost == 0
+    # a positive-c pair with zero price wants q -> infinity: such a row is active
+    inf0 = ((p.c > 0) & zero_cost[None, :]).any(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r0 = np.where(inf0, np.inf, _q_of(p, nu, rho)[0].sum(axis=1))
+    act = r0 > 1 + _RTOL
+    if not act.any():
+        return nu
+    idx = np.flatnonzero(act)
+    sub = _Prob(
+        c=p.c[idx], elig=p.elig[idx], fixed=p.fixed[idx], cost=p.cost, budget=None,
+        q_min=p.q_min, c_fixed=0.0, cost_fixed=0.0,
+    )
+    n_el = sub.elig.sum(axis=1)
+    cmax = sub.c.max(axis=1)
+    lo = np.zeros(idx.size)
+    # at nu = n_el^2 max_k c every unfloored q is <= 1/n_el, and so is q_min: R <= 1
+    hi = np.maximum(n_el, 1) ** 2 * cmax
+    x = np.where(lo < hi, 0.5 * (lo + hi), hi) if nu0 is None else np.clip(nu0[idx], lo, hi)
+    x = np.where(x > 0, x, 0.5 * hi)
+    for _ in range(_MAX_ROW):
+        q, w = _q_of(sub, x, rho)
+        r = q.sum(axis=1)
+        above = r > 1
+        lo = np.where(above, x, lo)
+        hi = np.where(above, hi, x)
+        err = np.abs(r - 1)
+        if np.all((err <= _RTOL) | (hi - lo <= _RTOL * hi)):
+            break
+        dr = -w.sum(axis=1)
+        # Newton on psi(nu) = R^-2 - 1: psi' = -2 R^-3 R'
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = (r**-2 - 1) / (-2 * r**-3 * dr)
+            cand = x - step
+        ok = np.isfinite(cand) & (cand > lo) & (cand < hi)
+        x = np.where(ok, cand, 0.5 * (lo + hi))
+    else:
+        _log.warning("optimal_q: row multipliers hit %d steps", _MAX_ROW)
+    nu[idx] = x
+    return nu
+
+
+def _spend(p: _Prob, q: FloatArray) -> float:
+    return float((q * p.cost[None, :]).sum())
+
+
+def _dspend(p: _Prob, nu: FloatArray, rho: float, q: FloatArray, w: FloatArray) -> float:
+    """d spend / d rho, with d nu_i / d rho from keeping active rows at sum 1."""
+    wsum = w.sum(axis=1)
+    active = (nu > 0) & (wsum > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dnu = np.where(active, -(w * p.cost[None, :]).sum(axis=1) / wsum, 0.0)
+    dq = -w * (dnu[:, None] + p.cost[None, :])
+    return float((dq * p.cost[None, :]).sum())
+
+
+def _dual(p: _Prob, nu: FloatArray, rho: float) -> float:
+    s = nu[:, None] + rho * p.cost[None, :]
+    c = p.c
+    live = p.elig & (c > 0) & (s > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        qs = np.maximum(p.q_min, np.sqrt(np.where(live, c / s, 1.0)))
+    # c > 0, s > 0: attained at qs; c > 0, s = 0: inf_q c/q = 0 (q -> infinity);
+    # c = 0: min_{q >= q_min} s q = s q_min
+    val = np.where(live, c / qs + s * qs, np.where(p.elig & (c == 0), s * p.q_min, 0.0))
+    left = 0.0 if p.budget is None else rho * p.budget
+    return float(-nu.sum() - left + val.sum() + p.c_fixed)
+
+
+def optimal_q(
+    c: ArrayLike,
+    eligible: ArrayLike,
+    *,
+    cost: ArrayLike | None = None,
+    budget: float | None = None,
+    q_min: float = 0.0,
+    fixed: ArrayLike | None = None,
+) -> QResult:
+    r"""Participation probabilities minimising the sampling-variance bound for fixed weights.
+
+    Implements the :math:`\tilde\lambda`-fixed design problem of ``docs/theory.md``,
+    Section 5 (a water-filling generalising optimal client sampling, Chen, Horvath and
+    Richtarik 2020):
+
+    .. math::
+        \min_q \sum_{(i,k)} \frac{c_{i,k}}{q_{i,k}}, \qquad
+        q_{i,k} = \max\Bigl(q_{\min}, \sqrt{\tfrac{c_{i,k}}{\nu_i + \rho\,\mathrm{cost}_k}}\Bigr).
+
+    Parameters
+    ----------
+    c : array, shape (N, K)
+        Non-negative coefficients, zero off the eligible pairs. Pairs with ``c = 0`` get
+        ``q_min``.
+    eligible : bool array, shape (N, K)
+        Pairs a node may train.
+    cost : array, shape (K,), optional
+        Expected compute of one training round of exit ``k``.
+    budget : float, optional
+        Bound :math:`C` on :math:`\sum_{i,k}\mathrm{cost}_k q_{i,k}` (fixed rows included).
+    q_min : float
+        Floor on every free eligible pair.
+    fixed : int array, shape (N,), optional
+        Exit index (0-based) a node trains with probability 1, or -1 for a free node.
+
+    Returns
+    -------
+    QResult
+        ``q``, objective, multipliers, KKT residuals and a certified duality gap.
+
+    Raises
+    ------
+    CISInputError
+        Bad shapes or values, a fixed node at an ineligible exit, ``q_min`` too large for a
+        row, or a budget below the spend of the fixed rows plus ``q_min`` everywhere.
+
+    Examples
+    --------
+    >>> r = optimal_q([[1.0, 4.0]], [[True, True]])
+    >>> r.q.round(6).tolist()
+    [[0.333333, 0.666667]]
+    >>> round(r.objective, 6)
+    9.0
+    """
+    p = _validate(c, eligible, cost, budget, q_min, fixed)
+    n = p.c.shape[0]
+    iters = 0
+    rho = 0.0
+    nu = _solve_rows(p, 0.0, None)
+    q, w = _q_of(p, nu, 0.0)
+    if p.budget is not None and _spend(p, q) > p.budget * (1 + _RTOL):
+        floor_spend = p.q_min * float((p.elig * p.cost[None, :]).sum())
+        if p.budget <= floor_spend * (1 + _BUDGET_RTOL) + _BUDGET_RTOL * max(floor_spend, 1e-300):
+            # budget exactly at the minimum spend: every free pair at the floor
+            rho = np.inf
+            q = np.where(p.elig, p.q_min, 0.0)
+            nu = np.zeros(n)
+        else:
+            lo, hi = 0.0, np.inf
+            rho = 1.0 if not (p.c > 0).any() else float(p.c.max() / max(p.cost.max(), 1e-300))
+            for iters in range(1, _MAX_RHO + 1):  # noqa: B007 - iters is reported
+                nu = _solve_rows(p, rho, nu)
+                q, w = _q_of(p, nu, rho)
+                sp = _spend(p, q)
+                if sp > p.budget:
+                    lo = rho
+                else:
+                    hi = rho
+                if abs(sp - p.budget) <= _RTOL * max(p.budget, 1e-300):
+                    break
+                if np.isfinite(hi) and hi - lo <= _RTOL * hi:
+                    break
+                d = _dspend(p, nu, rho, q, w)
+                cand = rho - (sp - p.budget) / d if d < 0 else np.nan
+                if np.isfinite(cand) and lo < cand < hi:
+                    rho = cand
+                elif np.isfinite(hi):
+                    rho = 0.5 * (lo + hi) if lo == 0 else float(np.sqrt(lo * hi))
+                else:
+                    rho = 4 * max(rho, 1e-300)
+            else:
+                _log.warning("optimal_q: budget multiplier hit %d steps", _MAX_RHO)
+    q = np.minimum(q, 1.0)
+    rows = np.flatnonzero(p.fixed >= 0)
+    q[rows, :] = 0.0
+    q[rows, p.fixed[rows]] = 1.0
+    return _finish(p, q, nu, rho, iters, np.asarray(c, dtype=np.float64))
+
+
+def _finish(
+    p: _Prob, q: FloatArray, nu: FloatArray, rho: float, iters: int, c_all: FloatArray
+) -> QResult:
+    pos = c_all > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        obj = float(np.where(pos, c_all / q, 0.0).sum())
+    rows = q.sum(axis=1)
+    row_ex = float(max(0.0, (rows - 1).max(initial=0.0)))
+    floor_v = float(max(0.0, (p.q_min - q)[p.elig].max(initial=0.0)))
+    spend = _spend(p, q) + 0.0
+    budget_total = None if p.budget is None else p.budget + p.cost_fixed
+    budget_ex = 0.0 if budget_total is None else max(0.0, spend - budget_total)
+    rho_f = rho if np.isfinite(rho) else 0.0
+    s = nu[:, None] + rho_f * p.cost[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grad = np.where(p.c > 0, p.c / q**2, 0.0)
+    up = p.elig & (q > p.q_min * (1 + 1e-12)) & (p.c > 0)
+    rel = np.abs(grad - s) / np.maximum(grad, 1e-300)
+    stat = float(rel[up].max(initial=0.0))
+    # on the floor the multiplier of q >= q_min is s - c/q^2 and must be >= 0
+    on_floor = p.elig & ~up
+    floor_mult = np.where(on_floor, s - grad, 0.0)
+    scale = np.maximum(np.abs(s), np.maximum(grad, 1e-300))
+    stat = max(stat, float(np.max(np.where(on_floor, -floor_mult / scale, 0.0), initial=0.0)))
+    if not np.isfinite(rho):
+        stat = 0.0  # every pair on the floor: the only feasible point
+    # rows with nu_i > 0 must sum to 1 (relative to 1, the row bound)
+    comp_rows = float(np.max(np.where(nu > 0, np.abs(1 - rows), 0.0), initial=0.0))
+    comp_b = 0.0
+    if budget_total is not None and rho_f > 0:
+        comp_b = abs(budget_total - spend) / max(budget_total, 1e-300)
+    dual = obj if not np.isfinite(rho) else _dual(p, nu, rho_f)
+    return QResult(
+        q=q,
+        objective=obj,
+        nu=nu,
+        rho=float(rho),
+        dual=dual,
+        gap=obj - dual,
+        kkt={
+            "primal_row": row_ex,
+            "primal_floor": floor_v,
+            "primal_budget": budget_ex,
+            "stationarity": stat,
+            "complementarity": max(comp_rows, comp_b),
+        },
+        spend=spend,
+        status="optimal",
+        iterations=iters,
+    )

@@ -460,7 +460,10 @@ def sgd_fixed_step_bound(
     floor = eta_a * lt_ * va / (2.0 * mt)
     # eta * mu_t <= eta * L_t <= 1 (up to rounding): the base is in [0, 1).
     base = np.maximum(1.0 - eta_a * mt, 0.0)
-    return _as_result(floor + base**ta * (g0 - floor))
+    # Written as a convex combination of gap0 and the floor (both >= 0): the form
+    # floor + base**t (gap0 - floor) cancels catastrophically when floor >> gap0 and
+    # returned less than gap0 at t = 0.
+    return _as_result(base**ta * g0 + (1.0 - base**ta) * floor)
 
 
 def sgd_diminishing_bound(

@@ -289,9 +289,9 @@ def evaluate_cis(
         if where_f.shape != (n_test,) or not np.issubdtype(where_f.dtype, np.integer):
             raise CISInputError("arrival_node", where_f.shape, f"expected {n_test} node indices")
         where = where_f.astype(np.int64)
-        bad = (where < 0) | (where >= cis.n_nodes)
-        if bad.any():
-            raise CISInputError("arrival_node", int(where[bad][0]), "unknown node index")
+        out_of_range = (where < 0) | (where >= cis.n_nodes)
+        if out_of_range.any():
+            raise CISInputError("arrival_node", int(where[out_of_range][0]), "unknown node index")
         no_rate = cis.arrival[where] <= 0
         if no_rate.any():
             i = int(where[no_rate][0])

@@ -1,0 +1,266 @@
+"""The accuracy experiment: train an early-exit model in the reference CIS, serve a test set.
+
+One *run* trains an early-exit MLP on the handwritten digits shipped with scikit-learn
+(1,797 8x8 images; or a difficulty-structured synthetic task) with the CIS algorithm on the
+7-node reference tree for a given rate split, data split, rule for ``lt``, participation
+policy and seed, then serves the held-out test set through the CIS (easiest requests
+first) and records the system accuracy. Runs are cached one JSON file each (written
+atomically), so an interrupted grid resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import cistheory as ct
+
+from ._common import atomic_write_bytes, load_json, write_json
+
+__all__ = ["RunSpec", "Setting", "mean_ci", "run_grid", "run_one"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Training set-up shared by every run of a grid."""
+
+    task: str = "digits"
+    hidden: tuple[int, ...] = (32, 32, 32)
+    rounds: int = 20
+    batch_size: int = 16
+    lr: float = 0.1
+    lr_final: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 5e-4
+    test_fraction: float = 0.3
+    max_tau: int = 1000
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of the grid."""
+
+    split: str
+    data: str
+    rule: str
+    seed: int
+    participation: str = "deepest"
+    setting: Setting = field(default_factory=Setting)
+
+    def key(self) -> str:
+        blob = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _participation(cis: ct.CIS, policy: str) -> ct.Participation:
+    if policy == "deepest":
+        return ct.deepest_exit(cis)
+    if policy == "p40":
+        return ct.shallower_with_probability(cis, {2: 0.4, 3: 0.8}, name="p40")
+    raise ct.CISInputError("participation", policy, "use 'deepest' or 'p40'")
+
+
+def _dataset(setting: Setting, seed: int) -> tuple[Any, Any]:
+    from cistheory.train import data as tdata
+
+    rng = np.random.default_rng([seed, 11])
+    if setting.task == "digits":
+        full = tdata.digits()
+    elif setting.task == "synthetic":
+        nodes, _, _ = tdata.synthetic_classification(1, 3000, dims=(4, 12, 32), n_classes=5,
+                                                     heterogeneity=0.0, rng=rng)
+        full = nodes[0]
+    else:
+        raise ct.CISInputError("task", setting.task, "use 'digits' or 'synthetic'")
+    perm = rng.permutation(len(full))
+    n_test = round(setting.test_fraction * len(full))
+    test = full.subset(np.sort(perm[:n_test]))
+    train = full.subset(np.sort(perm[n_test:]))
+    return train, test
+
+
+def _model(setting: Setting, d_in: int, n_classes: int, seed: int) -> Any:
+    import torch
+
+    from cistheory.train.models import EarlyExitMLP
+
+    return EarlyExitMLP(d_in, setting.hidden, n_classes,
+                        generator=torch.Generator().manual_seed(seed))
+
+
+def mlp_exit_flops(d_in: int, hidden: Sequence[int], n_classes: int) -> np.ndarray:
+    """Relative multiply-accumulates of the MLP cut at each exit (trunk up to k plus head k)."""
+    widths = [d_in, *hidden]
+    trunk = np.cumsum([widths[j] * widths[j + 1] for j in range(len(hidden))])
+    macs = trunk + np.asarray(hidden) * n_classes
+    return np.asarray(macs / macs[-1], dtype=np.float64)
+
+
+def estimate_sigma(setting: Setting, data: str, seed: int, policy: str) -> list[float]:
+    """Per-exit gradient-noise standard deviation at initialisation (pooled over nodes).
+
+    For each exit, the mean over its training population of the minibatch gradient variance
+    (trace of the covariance, batch size of the setting) of the exit's loss, estimated from
+    per-sample gradients on each node's data.
+    """
+    import torch
+
+    cis = ct.reference_cis("80-15-5", data)  # data sizes only; the rates do not matter here
+    train, _ = _dataset(setting, seed)
+    from cistheory.train.data import split_for_cis
+
+    node_data = split_for_cis(train, cis, rng=np.random.default_rng([seed, 12]))
+    n_classes = int(train.y.max()) + 1
+    model = _model(setting, train.x.shape[1], n_classes, seed)
+    part = _participation(cis, policy)
+    sig = []
+    for k in range(1, cis.n_exits + 1):
+        names = set(model.exit_parameter_names(k))
+        params = {n: p for n, p in model.named_parameters() if n in names}
+        var_sum, count = 0.0, 0
+        for i in np.flatnonzero(part.q[:, k - 1] > 0):
+            ds = node_data[int(i)]
+            grads = []
+            for j in range(len(ds)):
+                model.zero_grad()
+                loss = model.loss(model(ds.x[j : j + 1], k), ds.y[j : j + 1])
+                loss.backward()
+                grads.append(torch.cat([params[n].grad.reshape(-1) for n in sorted(params)]))
+            g = torch.stack(grads).double()
+            if g.shape[0] < 2:
+                continue
+            per_sample = float(((g - g.mean(0)) ** 2).sum(1).mean())
+            var_sum += per_sample / setting.batch_size
+            count += 1
+        if count == 0:
+            raise ct.CISInputError("data", data, f"no node with two samples trains exit {k}")
+        sig.append(math.sqrt(var_sum / count))
+    return sig
+
+
+def _lt_for(spec: RunSpec, cis: ct.CIS, part: ct.Participation, sigma: Sequence[float],
+            flops: np.ndarray) -> np.ndarray | Callable[[int], np.ndarray]:
+    if spec.rule == "flops":
+        return lambda t: ct.flops_proportional(flops, t)
+    from cistheory.cli import rule_weights
+
+    return np.asarray(rule_weights(cis, spec.rule, sigma=sigma,
+                                   participation=spec.participation)["lt"])
+
+
+def _train_outputs(spec: RunSpec, lt: np.ndarray | Callable[[int], np.ndarray],
+                   cache: Path | None) -> np.ndarray:
+    """Train with the given ``lt`` and return the per-exit test logits (N_test, K, C).
+
+    The trained model depends on the rate split only through ``lt``, so results are cached
+    by (data split, participation, seed, setting, the ``lt`` of every round): rules whose
+    weights do not depend on the serving shares train once for all seven splits.
+    """
+    import torch
+
+    from cistheory.train.data import split_for_cis
+    from cistheory.train.fedloop import FedConfig, StepSchedule, run_federated
+
+    s = spec.setting
+    schedule = [lt(t) if callable(lt) else lt for t in range(s.rounds)]
+    blob = json.dumps({"data": spec.data, "participation": spec.participation,
+                       "seed": spec.seed, "setting": asdict(s),
+                       "lt": [[round(float(x), 12) for x in w] for w in schedule]},
+                      sort_keys=True)
+    key = hashlib.sha256(blob.encode()).hexdigest()[:20]
+    path = None if cache is None else cache / f"train-{key}.npy"
+    if path is not None and path.is_file():
+        return np.asarray(np.load(path))
+    cis = ct.reference_cis("80-15-5", spec.data)  # data sizes only
+    part = _participation(cis, spec.participation)
+    train, test = _dataset(s, spec.seed)
+    node_data = split_for_cis(train, cis, rng=np.random.default_rng([spec.seed, 12]))
+    n_classes = int(train.y.max()) + 1
+    model = _model(s, train.x.shape[1], n_classes, spec.seed)
+    # every node takes the same number of local steps, about one epoch of the root's data
+    # (the reference's local epochs round(root data / node data)), capped by the setting
+    tau = max(1, min(s.max_tau, math.ceil(len(node_data[0]) / s.batch_size)))
+    cfg = FedConfig(
+        rounds=s.rounds, tau=tau,
+        lr=StepSchedule("cosine", lr=s.lr, final=s.lr_final),
+        batch_size=s.batch_size, weight_decay=s.weight_decay, momentum=s.momentum,
+        selection_seed=spec.seed, batch_seed=spec.seed + 1, init_seed=spec.seed + 2,
+        vectorised=True,
+    )
+    run_federated(model, node_data, part.q, lambda t: schedule[t], cfg)
+    model.eval()
+    with torch.no_grad():
+        outs = torch.stack(model.forward_all(test.x), dim=1).numpy().astype(np.float64)
+    if path is not None:
+        buf = io.BytesIO()
+        np.save(buf, outs)
+        atomic_write_bytes(path, buf.getvalue())
+    return outs
+
+
+def run_one(spec: RunSpec, sigma: Sequence[float], cache: Path | None = None) -> dict[str, Any]:
+    """Train (or reuse a cached training) and evaluate one cell; a JSON-ready record."""
+    from cistheory.train.evaluate import evaluate_cis
+
+    s = spec.setting
+    cis = ct.reference_cis(spec.split, spec.data)
+    part = _participation(cis, spec.participation)
+    train, test = _dataset(s, spec.seed)
+    n_classes = int(train.y.max()) + 1
+    flops = mlp_exit_flops(train.x.shape[1], s.hidden, n_classes)
+    lt = _lt_for(spec, cis, part, sigma, flops)
+    outs = _train_outputs(spec, lt, cache)
+    ev = evaluate_cis(cis, outs, test.y.numpy(), rng=np.random.default_rng([spec.seed, 13]))
+    lt_final = np.asarray(lt(s.rounds - 1) if callable(lt) else lt)
+    return {
+        "split": spec.split, "leaf_share": float(cis.lam[0]), "data": spec.data,
+        "rule": spec.rule, "seed": spec.seed, "participation": spec.participation,
+        "accuracy": float(ev.accuracy),
+        "exit_accuracy": [float(a) for a in ev.exit_accuracy],
+        "shares": [float(x) for x in ev.shares],
+        "lt": [float(x) for x in lt_final],
+        "chi2": float(np.sum((cis.lam - lt_final) ** 2 / lt_final)),
+    }
+
+
+def run_grid(specs: Iterable[RunSpec], cache: Path,
+             progress: Callable[[int, int, RunSpec], None] | None = None) -> list[dict[str, Any]]:
+    """Run every spec not already cached under ``cache``; return all records."""
+    specs = list(specs)
+    cache.mkdir(parents=True, exist_ok=True)
+    sigmas: dict[tuple[str, int, str, Setting], list[float]] = {}
+    out = []
+    for j, spec in enumerate(specs):
+        path = cache / f"run-{spec.key()}.json"
+        if path.is_file():
+            out.append(load_json(path))
+            continue
+        if progress is not None:
+            progress(j, len(specs), spec)
+        sk = (spec.data, spec.seed, spec.participation, spec.setting)
+        if sk not in sigmas:
+            sigmas[sk] = estimate_sigma(spec.setting, spec.data, spec.seed, spec.participation)
+        rec = run_one(spec, sigmas[sk], cache)
+        rec["sigma"] = sigmas[sk]
+        write_json(path, rec)
+        out.append(rec)
+    return out
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and 95% confidence half-width (Student t) of a sample."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=np.float64)
+    if x.size < 2:
+        return float(x.mean()), 0.0
+    half = stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
+    return float(x.mean()), float(half)

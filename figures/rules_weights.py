@@ -1,0 +1,70 @@
+"""Figure: serving shares and every rule's weights across the 7 reference rate splits.
+
+Data: ``rules_weights.csv`` (one row per split, rule and exit). Plot: one panel per exit,
+the weight of each rule against the share of requests served at the end devices.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cistheory as ct
+from cistheory.cli import rule_weights
+
+from ._common import FigureSpec, load_json, pyplot, savefig, write_csv, write_json
+
+SPEC = FigureSpec(
+    name="rules_weights",
+    title="Serving shares and training weights of every rule across the rate splits",
+    outputs=("rules_weights.csv", "rules_weights.json", "rules_weights.png", "rules_weights.pdf"),
+)
+
+RULES = ("serving-rate", "equal", "flops", "opt-err", "balanced-adj", "bound-optimal")
+CONFIG: dict[str, dict[str, Any]] = {
+    "tiny": {"splits": ("80-15-5", "5-15-80"), "data": "equal"},
+    "quick": {"splits": ct.RATE_SPLITS, "data": "equal"},
+    "full": {"splits": ct.RATE_SPLITS, "data": "equal"},
+}
+
+
+def compute(size: str, out: Path, seed: int = 0) -> Path:
+    """Compute the weights of every rule for each split; write CSV and JSON; return the JSON."""
+    cfg = CONFIG[size]
+    sigma = ct.REFERENCE_SIGMA["3-9-17"]
+    rows = []
+    for split in cfg["splits"]:
+        cis = ct.reference_cis(split, cfg["data"])
+        for rule in RULES:
+            lt = rule_weights(cis, rule, sigma=sigma, round_t=99)["lt"]
+            for k, (lam_k, lt_k) in enumerate(zip(cis.lam, lt, strict=True)):
+                rows.append({"split": split, "leaf_share": float(cis.lam[0]), "rule": rule,
+                             "exit": k + 1, "lambda": float(lam_k), "lt": float(lt_k)})
+    write_csv(out / "rules_weights.csv", rows,
+              ["split", "leaf_share", "rule", "exit", "lambda", "lt"])
+    path = out / "rules_weights.json"
+    write_json(path, {"config": {**cfg, "splits": list(cfg["splits"]), "sigma": list(sigma)},
+                      "rows": rows})
+    return path
+
+
+def plot(data_path: Path, out: Path) -> list[Path]:
+    """Plot from the JSON written by :func:`compute`."""
+    plt = pyplot()
+    rows = load_json(data_path)["rows"]
+    n_exits = max(r["exit"] for r in rows)
+    fig, axes = plt.subplots(1, n_exits, figsize=(4 * n_exits, 3.4), sharey=True)
+    for k, ax in enumerate(axes, start=1):
+        for rule in RULES:
+            pts = sorted((r["leaf_share"], r["lt"]) for r in rows
+                         if r["rule"] == rule and r["exit"] == k)
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", label=rule)
+        ax.set_title(f"exit {k}")
+        ax.set_xlabel("share served at end devices")
+    axes[0].set_ylabel("training weight lt_k")
+    axes[-1].legend(fontsize=8)
+    fig.suptitle(SPEC.title, fontsize=10)
+    paths = savefig(fig, out, "rules_weights")
+    plt.close(fig)
+    return paths

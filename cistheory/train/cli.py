@@ -57,16 +57,27 @@ def _history_csv(history: list[RoundRecord], k: int) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(
-        ["round", "lr", "idle", *(f"picked_exit_{j}" for j in range(1, k + 1)),
-         *(f"F_{j}" for j in range(1, k + 1)), "F_lt"]
+        [
+            "round",
+            "lr",
+            "idle",
+            *(f"picked_exit_{j}" for j in range(1, k + 1)),
+            *(f"F_{j}" for j in range(1, k + 1)),
+            "F_lt",
+        ]
     )
     for r in history:
         picks = np.asarray(r.picks)
         counts = [int((picks == j).sum()) for j in range(k + 1)]
         objs = r.objectives if r.objectives is not None else [None] * k
         w.writerow(
-            [r.round, repr(r.lr), *counts, *("" if v is None else repr(v) for v in objs),
-             "" if r.objective_lt is None else repr(r.objective_lt)]
+            [
+                r.round,
+                repr(r.lr),
+                *counts,
+                *("" if v is None else repr(v) for v in objs),
+                "" if r.objective_lt is None else repr(r.objective_lt),
+            ]
         )
     return buf.getvalue()
 
@@ -120,8 +131,14 @@ def run_training(
             progress.flush()
 
     res = run_federated(
-        exp.model, exp.node_data, exp.participation.q, exp.lt, exp.fed,
-        callback=callback, resume=ck, stop_after=stop_after,
+        exp.model,
+        exp.node_data,
+        exp.participation.q,
+        exp.lt,
+        exp.fed,
+        callback=callback,
+        resume=ck,
+        stop_after=stop_after,
     )
     if progress is not None:
         progress.write("\n")
@@ -138,17 +155,21 @@ def run_training(
         "complete": res.rounds_done == total,
         "final_objectives": [None if np.isnan(v) else float(v) for v in fk],
         "history": [
-            {"round": r.round, "lr": r.lr, "lt": r.lt, "objectives": r.objectives,
-             "objective_lt": r.objective_lt, "picks": r.picks}
+            {
+                "round": r.round,
+                "lr": r.lr,
+                "lt": r.lt,
+                "objectives": r.objectives,
+                "objective_lt": r.objective_lt,
+                "picks": r.picks,
+            }
             for r in res.history
         ],
     }
     if exp.test is not None and len(exp.test):
         results.update(_test_metrics(exp.model, exp.test))
     atomic_write_bytes(out / "results.json", (json.dumps(results, indent=1) + "\n").encode())
-    atomic_write_bytes(
-        out / "history.csv", _history_csv(res.history, exp.model.n_exits).encode()
-    )
+    atomic_write_bytes(out / "history.csv", _history_csv(res.history, exp.model.n_exits).encode())
     buf = io.BytesIO()
     torch.save(res.state_dict, buf)
     atomic_write_bytes(out / "model.pt", buf.getvalue())
@@ -161,7 +182,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.stop_after is not None and args.stop_after < 1:
         raise CISInputError("--stop-after", args.stop_after, "must be >= 1")
     res = run_training(
-        cfg, out, resume=args.resume, stop_after=args.stop_after,
+        cfg,
+        out,
+        resume=args.resume,
+        stop_after=args.stop_after,
         progress=None if args.quiet else sys.stderr,
     )
     summary = {
@@ -183,10 +207,15 @@ def register(subparsers: Any) -> None:
         "train", help="federated training of an early-exit model in a CIS (needs torch)"
     )
     p.add_argument("config", help="run configuration (.json or .toml; see docs/trainer.md)")
-    p.add_argument("--out", help="output directory (default: the config's 'output', "
-                   "else runs/<config name>)")
+    p.add_argument(
+        "--out", help="output directory (default: the config's 'output', else runs/<config name>)"
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--stop-after", type=int, default=None,
-                   help="stop after this many rounds of this invocation (resumable)")
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        help="stop after this many rounds of this invocation (resumable)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=_cmd_train)

@@ -50,7 +50,14 @@ from .models import EarlyExitCNN, EarlyExitMLP, EarlyExitModel, EarlyExitResNet1
 __all__ = ["Experiment", "build_experiment", "config_digest", "load_config", "parse_config"]
 
 _SECTIONS = {
-    "spec", "output", "checkpoint_every", "model", "data", "participation", "rule", "train",
+    "spec",
+    "output",
+    "checkpoint_every",
+    "model",
+    "data",
+    "participation",
+    "rule",
+    "train",
     "seeds",
 }
 _MODELS = ("nested-linear", "mlp", "cnn", "resnet18")
@@ -102,13 +109,31 @@ def parse_config(doc: Mapping[str, Any]) -> dict[str, Any]:
     if model["name"] not in _MODELS:
         raise CISInputError("model.name", model["name"], f"use one of {list(_MODELS)}")
     data = {
-        "name": "synthetic", "split": "cis", "samples": 2000, "heterogeneity": 0.5,
-        "test_samples": 1000, **_section(doc, "data"),
+        "name": "synthetic",
+        "split": "cis",
+        "samples": 2000,
+        "heterogeneity": 0.5,
+        "test_samples": 1000,
+        **_section(doc, "data"),
     }
-    _allowed(data, "data", {
-        "name", "split", "samples", "heterogeneity", "test_samples", "dims", "n_classes",
-        "alpha", "path", "difficulty_probs", "noise", "label",
-    })
+    _allowed(
+        data,
+        "data",
+        {
+            "name",
+            "split",
+            "samples",
+            "heterogeneity",
+            "test_samples",
+            "dims",
+            "n_classes",
+            "alpha",
+            "path",
+            "difficulty_probs",
+            "noise",
+            "label",
+        },
+    )
     if data["name"] not in _DATASETS:
         raise CISInputError("data.name", data["name"], f"use one of {list(_DATASETS)}")
     if data["split"] not in {"cis", "equal", "dirichlet"}:
@@ -126,10 +151,25 @@ def parse_config(doc: Mapping[str, Any]) -> dict[str, Any]:
     if rule["name"] not in _RULES:
         raise CISInputError("rule.name", rule["name"], f"use one of {list(_RULES)}")
     train = _section(doc, "train")
-    _allowed(train, "train", {
-        "rounds", "tau", "lr", "schedule", "gamma", "final_lr", "server_lr", "batch_size",
-        "weight_decay", "momentum", "aggregation", "vectorised", "eval_every",
-    })
+    _allowed(
+        train,
+        "train",
+        {
+            "rounds",
+            "tau",
+            "lr",
+            "schedule",
+            "gamma",
+            "final_lr",
+            "server_lr",
+            "batch_size",
+            "weight_decay",
+            "momentum",
+            "aggregation",
+            "vectorised",
+            "eval_every",
+        },
+    )
     seeds = {"selection": 0, "batch": 1, "init": 2, "data": 3, **_section(doc, "seeds")}
     _allowed(seeds, "seeds", {"selection", "batch", "init", "data"})
     every = doc.get("checkpoint_every", 1)
@@ -226,9 +266,11 @@ def _load_data(cfg: Mapping[str, Any], cis: CIS, images: bool) -> tuple[NodeData
             else [int(d["samples"]) // cis.n_nodes] * cis.n_nodes
         )
         common = {
-            "dims": dims, "heterogeneity": float(d["heterogeneity"]),
+            "dims": dims,
+            "heterogeneity": float(d["heterogeneity"]),
             "difficulty_probs": d.get("difficulty_probs"),
-            "test_samples": int(d["test_samples"]), "rng": rng,
+            "test_samples": int(d["test_samples"]),
+            "rng": rng,
         }
         if name == "synthetic":
             nodes, test, _ = synthetic_classification(
@@ -288,8 +330,12 @@ def _build_model(cfg: Mapping[str, Any], k: int, data: list[Dataset]) -> EarlyEx
         if n_classes is None:
             raise CISInputError("model.name", name, "resnet18 is a classifier")
         model = EarlyExitResNet18(
-            tuple(m.get("exits", (3, 9, 17))), n_classes, in_channels=int(x.shape[1]),
-            width=int(m.get("width", 64)), norm=str(m.get("norm", "batch")), generator=gen,
+            tuple(m.get("exits", (3, 9, 17))),
+            n_classes,
+            in_channels=int(x.shape[1]),
+            width=int(m.get("width", 64)),
+            norm=str(m.get("norm", "batch")),
+            generator=gen,
         )
     if model.n_exits != k:
         raise CISInputError("model", dict(m), f"the model has {model.n_exits} exits, the spec {k}")

@@ -237,8 +237,15 @@ def synthetic_classification(
     ([20, 20, 20], 3)
     """
     return _synthetic(
-        n_classes, n_nodes, samples, dims=dims, heterogeneity=heterogeneity,
-        difficulty_probs=difficulty_probs, test_samples=test_samples, noise=0.0, rng=rng,
+        n_classes,
+        n_nodes,
+        samples,
+        dims=dims,
+        heterogeneity=heterogeneity,
+        difficulty_probs=difficulty_probs,
+        test_samples=test_samples,
+        noise=0.0,
+        rng=rng,
     )
 
 
@@ -255,8 +262,15 @@ def synthetic_regression(
 ) -> tuple[NodeData, Dataset, SyntheticTask]:
     """Synthetic least-squares task (scalar targets), as :func:`synthetic_classification`."""
     return _synthetic(
-        None, n_nodes, samples, dims=dims, heterogeneity=heterogeneity,
-        difficulty_probs=difficulty_probs, test_samples=test_samples, noise=noise, rng=rng,
+        None,
+        n_nodes,
+        samples,
+        dims=dims,
+        heterogeneity=heterogeneity,
+        difficulty_probs=difficulty_probs,
+        test_samples=test_samples,
+        noise=noise,
+        rng=rng,
     )
 
 

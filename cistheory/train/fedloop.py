@@ -537,7 +537,8 @@ def run_federated(
         if config.batch_size is not None and picked.size:
             u_all = torch.rand(
                 (picked.size, int(steps_all[picked].max()), config.batch_size),
-                generator=gen, dtype=torch.float64,
+                generator=gen,
+                dtype=torch.float64,
             )
         agg = {nm: torch.zeros_like(p) for nm, p in params.items()}
         buf_sum: dict[str, Tensor] = {}

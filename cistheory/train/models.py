@@ -361,9 +361,7 @@ class EarlyExitCNN(EarlyExitModel):
         self.n_classes = n_classes
         with torch.random.fork_rng(devices=[]):
             self.blocks = nn.ModuleList(
-                nn.Sequential(
-                    nn.Conv2d(a, b, 3, stride=1 if j == 0 else 2, padding=1), nn.ReLU()
-                )
+                nn.Sequential(nn.Conv2d(a, b, 3, stride=1 if j == 0 else 2, padding=1), nn.ReLU())
                 for j, (a, b) in enumerate(zip((in_channels, *c[:-1]), c, strict=True))
             )
             self.heads = nn.ModuleList(

@@ -33,7 +33,7 @@ from numpy.typing import ArrayLike
 from cistheory.errors import CISInputError
 
 from ._common import SOLVERS, FloatArray, SolverError
-from .lt import LtResult, _objective, lt_dual_bound
+from .lt import LtResult, _objective, _renormalise, lt_dual_bound
 
 __all__ = ["JointProgram", "LtProgram", "QProgram", "solve_lt_cvxpy", "solve_q_cvxpy"]
 
@@ -131,8 +131,7 @@ class LtProgram:
         self.lt_min.value = lm
         solver = _solve(self.prob, "optimal_lt (cvxpy)")
         x = np.asarray(self.x.value, dtype=np.float64)
-        x = np.maximum(x, lm)  # solver round-off below the floor (interior point: ~1e-9)
-        x = x / x.sum()
+        x = _renormalise(x, lm)  # solver round-off around the floor and the sum (~1e-9)
         obj, t_chi, t_var = _objective(lam_a, v_a, af, bf, x)
         # cvxpy's equality dual y enters the Lagrangian as f + y (sum x - 1): nu = -y
         nu = -float(self.simplex.dual_value) * s
@@ -358,8 +357,7 @@ class JointProgram:
             self.cost.value = cost_a[self.cols]
             self.budget.value = float(budget) - float(cost_a[self.fixed[rows_fixed]].sum())
         _solve(self.prob, "joint design (cvxpy)")
-        x = np.maximum(np.asarray(self.x.value, dtype=np.float64), float(lt_min))
-        x = x / x.sum()
+        x = _renormalise(np.asarray(self.x.value, dtype=np.float64), float(lt_min))
         q = np.zeros(self.shape)
         q[self.rows, self.cols] = np.maximum(np.asarray(self.q.value), float(q_min))
         q[rows_fixed, self.fixed[rows_fixed]] = 1.0

@@ -57,7 +57,7 @@ _log = logging.getLogger(__name__)
 # benchmark needs (< 30) and only guards against a non-terminating loop.
 _MAX_OUTER = 200
 _MAX_INNER = 100
-# Relative accuracy of each root: rounding in -alpha/x^2 + 2 beta x leaves a Newton step of
+# Relative accuracy of each root: rounding in -s^2/x^2 + 2 beta x leaves a Newton step of
 # a few ulps of x at the root, so ask for 50 ulps (1e-14) and stop there.
 _RTOL = 1e-14
 # Relative accuracy of S(nu) = 1: a sum of K roots each accurate to 1e-14 (see _RTOL).
@@ -151,28 +151,41 @@ def _objective(
     return a * chi2 + b * var, a * chi2, b * var
 
 
-def _roots(nu: float, alpha: FloatArray, beta: FloatArray, x0: FloatArray | None) -> FloatArray:
-    r"""Positive roots of :math:`-\alpha/x^2 + 2\beta x = \nu` for :math:`\alpha > 0`.
+def _renormalise(x: FloatArray, lt_min: float) -> FloatArray:
+    """Scale the entries above the floor so that the sum is 1 (removes ~1e-15 round-off)."""
+    x = np.maximum(x, lt_min)
+    up = x > lt_min
+    mass = float(x[up].sum())
+    if mass > 0:
+        x = x.copy()
+        x[up] *= (1.0 - lt_min * float((~up).sum())) / mass
+    return x
 
-    Newton from a point left of the root; monotone because the left side is concave.
+
+def _roots(nu: float, s: FloatArray, beta: FloatArray) -> FloatArray:
+    r"""Positive roots of :math:`-s^2/x^2 + 2\beta x = \nu` for :math:`s > 0`.
+
+    Works with :math:`s = \sqrt{a}\lambda` and ratios :math:`s/x` so that a tiny
+    :math:`\lambda_k` (whose square underflows) still gets its positive root. Newton from a
+    point left of the root; monotone because the left side is concave in :math:`x`.
     """
+    s23 = np.cbrt(s) ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
         if nu >= 0:
-            lower = np.maximum(np.where(beta > 0, nu / (2 * beta), 0.0),
-                               np.where(beta > 0, np.cbrt(alpha / (2 * beta)), 0.0))
             if not (beta > 0).all():  # beta = 0 and nu >= 0: no finite root
                 raise FloatingPointError("no root")
+            # 2 beta x^3 = nu x^2 + s^2 gives x >= nu / (2 beta) and x >= (s^2 / (2 beta))^(1/3)
+            x = np.maximum(nu / (2 * beta), s23 / np.cbrt(2 * beta))
         else:
-            s = np.sqrt(alpha / (2 * -nu))
-            c = np.where(beta > 0, np.cbrt(alpha / (4 * beta)), np.inf)
-            lower = np.minimum(s, c)
-            # beta = 0: the root is sqrt(alpha / -nu), exact
-            exact = np.sqrt(alpha / -nu)
-    x = lower if x0 is None else np.maximum(lower, x0)
+            # x <= |nu| / (2 beta): s^2 <= 2 |nu| x^2; otherwise s^2 <= 4 beta x^3
+            c = np.where(beta > 0, s23 / np.cbrt(4 * beta), np.inf)
+            x = np.minimum(s / np.sqrt(2 * -nu), c)
+            exact = s / np.sqrt(-nu)  # beta = 0
     for _ in range(_MAX_INNER):
-        g = -alpha / x**2 + 2 * beta * x
-        dg = 2 * alpha / x**3 + 2 * beta
-        step = (nu - g) / dg
+        r2 = (s / x) ** 2
+        # Newton step (nu - g) / g' written as x * (...) / (...) so that a subnormal x does
+        # not overflow: (s/x)^2 stays below 2|nu| + ... from the bracket
+        step = x * (nu + r2 - 2 * beta * x) / (2 * r2 + 2 * beta * x)
         x = x + np.maximum(step, 0.0)  # rounding may give a tiny negative step at the root
         if np.all(step <= _RTOL * x):
             break
@@ -182,34 +195,30 @@ def _roots(nu: float, alpha: FloatArray, beta: FloatArray, x0: FloatArray | None
 
 
 def _x_of_nu(
-    nu: float,
-    alpha: FloatArray,
-    beta: FloatArray,
-    lt_min: float,
-    x0: FloatArray | None = None,
+    nu: float, s: FloatArray, beta: FloatArray, lt_min: float
 ) -> tuple[FloatArray, FloatArray]:
     """x_k(nu) for the non-free exits and dx_k/dnu."""
-    x = np.empty_like(alpha)
-    dx = np.zeros_like(alpha)
-    pos = alpha > 0
+    x = np.empty_like(s)
+    dx = np.zeros_like(s)
+    pos = s > 0
     if pos.any():
-        r = _roots(nu, alpha[pos], beta[pos], None if x0 is None else x0[pos])
+        r = _roots(nu, s[pos], beta[pos])
         x[pos] = r
-        dx[pos] = 1.0 / (2 * alpha[pos] / r**3 + 2 * beta[pos])
+        dx[pos] = r / (2 * (s[pos] / r) ** 2 + 2 * beta[pos] * r)
     lin = ~pos
     if lin.any():
-        x[lin] = np.maximum(nu, 0.0) / (2 * beta[lin])
-        dx[lin] = np.where(nu > 0, 1.0 / (2 * beta[lin]), 0.0)
+        x[lin] = max(nu, 0.0) / (2 * beta[lin])
+        dx[lin] = 1.0 / (2 * beta[lin]) if nu > 0 else 0.0
     floor = x < lt_min
     x[floor] = lt_min
     dx[floor] = 0.0
     return x, dx
 
 
-def _dual(nu: float, x: FloatArray, alpha: FloatArray, beta: FloatArray, a: float,
+def _dual(nu: float, x: FloatArray, s: FloatArray, beta: FloatArray, a: float,
           n_free: int, lt_min: float) -> float:
-    safe = np.where(alpha > 0, x, 1.0)
-    inner = np.where(alpha > 0, alpha / safe, 0.0) + beta * x**2 - nu * x
+    pos = s > 0
+    inner = np.where(pos, s / np.where(pos, x, 1.0) * s, 0.0) + beta * x**2 - nu * x
     # a free exit contributes min_{x >= lt_min} -nu x: -nu lt_min if nu <= 0, else -infinity
     free = 0.0 if n_free == 0 else (-nu * lt_min * n_free if nu <= 0 else -np.inf)
     return float(nu - a + np.sum(inner) + free)
@@ -217,11 +226,11 @@ def _dual(nu: float, x: FloatArray, alpha: FloatArray, beta: FloatArray, a: floa
 
 def _fast(lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float) -> LtResult:
     k = lam.size
-    alpha = a * lam**2
+    sa = np.sqrt(a) * lam
     beta = b * v
-    free = (alpha == 0) & (beta == 0)
+    free = (sa == 0) & (beta == 0)
     act = ~free
-    al, be = alpha[act], beta[act]
+    al, be = sa[act], beta[act]
     n_free = int(free.sum())
     lt = np.full(k, lt_min)
     iters = 0
@@ -231,7 +240,7 @@ def _fast(lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float) -> 
     if not act.any() or lt_min * k >= 1.0:
         lt = np.full(k, 1.0 / k)
         if act.any():  # every weight at the floor 1/K: any nu below all g_k(1/K) is dual feasible
-            nu = float(np.min(-al * k**2 + 2 * be / k))
+            nu = float(np.min(-((al * k) ** 2) + 2 * be / k))
     else:
         xs = None if unbounded_at_0 or not n_free else _x_of_nu(0.0, al, be, lt_min)[0]
         if xs is not None and xs.sum() + n_free * lt_min <= 1.0:
@@ -241,7 +250,7 @@ def _fast(lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float) -> 
         else:
             target = 1.0 - n_free * lt_min
             # g_k(1) gives x_k(nu) >= 1 for that k, hence S(nu) >= 1: a start right of the root
-            nu = float(np.min(np.where(al > 0, -al, 0.0) + 2 * be))
+            nu = float(np.min(-(al**2) + 2 * be))
             x, dx = _x_of_nu(nu, al, be, lt_min)
             for iters in range(1, _MAX_OUTER + 1):  # noqa: B007 - iters is reported
                 s = float(x.sum())
@@ -252,11 +261,11 @@ def _fast(lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float) -> 
                 if not nu_new < nu:  # no progress left at double precision
                     break
                 nu = nu_new
-                x, dx = _x_of_nu(nu, al, be, lt_min, x0=None)
+                x, dx = _x_of_nu(nu, al, be, lt_min)
             else:
                 _log.warning("optimal_lt: Newton on the multiplier hit %d steps", _MAX_OUTER)
             lt[act] = x
-    lt = lt / lt.sum()
+    lt = _renormalise(lt, lt_min)
     obj, t_chi, t_var = _objective(lam, v, a, b, lt)
     dual = lt_dual_bound(lam, v, a, b, lt_min, nu)
     return LtResult(
@@ -339,13 +348,13 @@ def lt_dual_bound(
     lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float, nu: float
 ) -> float:
     """Lagrangian dual value d(nu), a lower bound on the optimum for any nu (internal use)."""
-    alpha = a * lam**2
+    sa = np.sqrt(a) * lam
     beta = b * v
-    free = (alpha == 0) & (beta == 0)
+    free = (sa == 0) & (beta == 0)
     act = ~free
     if not act.any():
         return 0.0 if nu <= 0 else -np.inf
-    al, be = alpha[act], beta[act]
+    al, be = sa[act], beta[act]
     try:
         x, _ = _x_of_nu(nu, al, be, lt_min)
     except FloatingPointError:

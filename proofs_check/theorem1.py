@@ -1,0 +1,331 @@
+r"""Theorem 1 (training error = bias + optimisation): every step on random quadratics.
+
+Instances: :math:`F_k(w) = \tfrac12 (w - c_k)^\top A_k (w - c_k)` with random positive
+definite :math:`A_k` (so :math:`\inf F_k = 0` and every minimiser is in closed form),
+:math:`L = \max_k \lambda_{\max}(A_k)`, :math:`\mu = \lambda_{\min}(\sum_k \lambda_k A_k)`,
+:math:`\mu_t = \lambda_{\min}(\sum_k \tilde\lambda_k A_k)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cistheory import bounds
+
+from ._core import (
+    CheckResult,
+    Tightness,
+    numeric_identity,
+    numeric_inequality,
+    symbolic_zero,
+    tightness,
+)
+from ._instances import random_simplex
+
+__all__ = ["QuadraticExits", "random_quadratic_exits", "run"]
+
+
+@dataclass(frozen=True)
+class QuadraticExits:
+    """Per-exit quadratics ``F_k(w) = 0.5 (w - c_k)^T A_k (w - c_k)``."""
+
+    A: np.ndarray  # (K, d, d)
+    c: np.ndarray  # (K, d)
+
+    @property
+    def L(self) -> float:
+        """Common smoothness constant: the largest eigenvalue over exits."""
+        return float(max(np.linalg.eigvalsh(a)[-1] for a in self.A))
+
+    def values(self, w: np.ndarray) -> np.ndarray:
+        """``F_k(w)`` for all k, shape (K,)."""
+        r = w[None, :] - self.c
+        return 0.5 * np.einsum("kd,kde,ke->k", r, self.A, r)
+
+    def grads(self, w: np.ndarray) -> np.ndarray:
+        """``grad F_k(w)``, shape (K, d)."""
+        return np.einsum("kde,ke->kd", self.A, w[None, :] - self.c)
+
+    def hessian(self, weights: np.ndarray) -> np.ndarray:
+        """Hessian of ``sum_k weights_k F_k``."""
+        return np.einsum("k,kde->de", weights, self.A)
+
+    def minimiser(self, weights: np.ndarray) -> np.ndarray:
+        """``argmin sum_k weights_k F_k`` (closed form)."""
+        H = self.hessian(weights)
+        h = np.einsum("k,kde,ke->d", weights, self.A, self.c)
+        return np.asarray(np.linalg.solve(H, h), dtype=np.float64)
+
+    def gap(self, weights: np.ndarray, w: np.ndarray) -> float:
+        """``sum_k weights_k F_k(w) - min``, as ``0.5 r^T H r`` (no cancellation)."""
+        r = w - self.minimiser(weights)
+        return float(0.5 * r @ self.hessian(weights) @ r)
+
+    def mixed(self, weights: np.ndarray, w: np.ndarray) -> float:
+        """``sum_k weights_k F_k(w)``."""
+        return float(weights @ self.values(w))
+
+
+def random_spd(rng: np.random.Generator, d: int, lo: float, hi: float) -> np.ndarray:
+    """Random symmetric matrix with eigenvalues in [lo, hi]."""
+    qmat, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    eig = rng.uniform(lo, hi, size=d)
+    return np.asarray((qmat * eig) @ qmat.T, dtype=np.float64)
+
+
+def random_quadratic_exits(rng: np.random.Generator, k: int, d: int) -> QuadraticExits:
+    """K random strongly convex quadratics with spread-out minimisers."""
+    A = np.stack([random_spd(rng, d, rng.uniform(0.02, 0.3), rng.uniform(0.5, 3.0)) for _ in
+                  range(k)])
+    c = rng.normal(size=(k, d)) * rng.uniform(0.1, 3.0)
+    return QuadraticExits(A=A, c=c)
+
+
+def _weights(rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray]:
+    lam = random_simplex(rng, k)
+    mode = rng.integers(0, 4)
+    if mode == 0:
+        lt = lam.copy()  # Serving Rate: no bias
+    elif mode == 1:
+        lam[rng.integers(0, k)] = 0.0  # an exit that serves nothing
+        lam /= lam.sum()
+        lt = random_simplex(rng, k, min_weight=0.01)
+    else:
+        lt = random_simplex(rng, k, min_weight=0.01)
+    return lam, lt
+
+
+def _symbolic(rng: np.random.Generator) -> list[CheckResult]:
+    import sympy as sp
+
+    K = 3
+    lam = sp.symbols("lam1:4", positive=True)
+    lt = sp.symbols("lt1:4", positive=True)
+    g = sp.symbols("g1:4", real=True)  # one coordinate of grad F_k(w_t*)
+    # grad F_lt(w_t*) = 0 eliminates g3: lt3 g3 = -(lt1 g1 + lt2 g2)
+    g3 = -(lt[0] * g[0] + lt[1] * g[1]) / lt[2]
+    gs = [g[0], g[1], g3]
+    grad_lam = sum(lam[k] * gs[k] for k in range(K))
+    identity = grad_lam - sum((lam[k] - lt[k]) * gs[k] for k in range(K))
+    out = [
+        symbolic_zero(
+            "theorem1.gradient_identity_symbolic",
+            "Theorem 1(a)",
+            "grad F_lam(w_t*) = sum_k (lam_k - lt_k) grad F_k(w_t*) when grad F_lt(w_t*) = 0",
+            identity,
+            [*lam, *lt, g[0], g[1]],
+            rng,
+            positive=[*lam, *lt],
+        )
+    ]
+    # Cauchy-Schwarz with weights sqrt(lt_k): Lagrange's identity
+    # (sum a_k^2)(sum b_k^2) - (sum a_k b_k)^2 = sum_{j<k} (a_j b_k - a_k b_j)^2 >= 0
+    # with a_k = (lam_k - lt_k)/sqrt(lt_k), b_k = sqrt(lt_k) g_k.
+    a = [(lam[k] - lt[k]) / sp.sqrt(lt[k]) for k in range(K)]
+    b = [sp.sqrt(lt[k]) * g[k] for k in range(K)]
+    weighting = sum(a[k] * b[k] for k in range(K)) - sum((lam[k] - lt[k]) * g[k] for k in range(K))
+    out.append(
+        symbolic_zero(
+            "theorem1.cs_weighting_symbolic",
+            "Theorem 1(a)",
+            "(lam_k - lt_k) g_k = [(lam_k - lt_k)/sqrt(lt_k)] [sqrt(lt_k) g_k]",
+            weighting,
+            [*lam, *lt, *g],
+            rng,
+            positive=[*lam, *lt],
+        )
+    )
+    lagrange = (
+        sum(x**2 for x in a) * sum(y**2 for y in b)
+        - sum(a[k] * b[k] for k in range(K)) ** 2
+        - sum((a[j] * b[k] - a[k] * b[j]) ** 2 for j in range(K) for k in range(j + 1, K))
+    )
+    out.append(
+        symbolic_zero(
+            "theorem1.cauchy_schwarz_symbolic",
+            "Theorem 1(a)",
+            "Lagrange identity: CS gap is a sum of squares; sum a_k^2 = chi2 (lam || lt)",
+            lagrange,
+            [*lam, *lt, *g],
+            rng,
+            positive=[*lam, *lt],
+        )
+    )
+    x, y = sp.symbols("x y", real=True)
+    out.append(
+        symbolic_zero(
+            "theorem1.square_split_symbolic",
+            "Theorem 1(b)",
+            "2x^2 + 2y^2 - (x + y)^2 = (x - y)^2 >= 0",
+            2 * x**2 + 2 * y**2 - (x + y) ** 2 - (x - y) ** 2,
+            [x, y],
+            rng,
+        )
+    )
+    # Split form: (1/2mu)(2 (2 L chi2 Gamma) + 2 L^2 (2 e / mu_t)) = the split bound
+    L, mu, mut, c2, Gam, e = sp.symbols("L mu mu_t chi2 Gamma e", positive=True)
+    split = (2 * (2 * L * c2 * Gam) + 2 * L**2 * (2 * e / mut)) / (2 * mu)
+    out.append(
+        symbolic_zero(
+            "theorem1.split_constants_symbolic",
+            "Theorem 1(b)",
+            "(1/2mu)(2 a^2 + 2 b^2) with a^2 = 2L chi2 Gamma, b^2 = 2L^2 e/mu_t "
+            "= (2L/mu) chi2 Gamma + (2L^2/(mu mu_t)) e",
+            split - (2 * L / mu * c2 * Gam + 2 * L**2 / (mu * mut) * e),
+            [L, mu, mut, c2, Gam, e],
+            rng,
+            positive=[L, mu, mut, c2, Gam, e],
+        )
+    )
+    # Jensen for the square root (two-point law, weight p):
+    # E[s^2] - (E s)^2 = p (1 - p) (s1 - s2)^2 >= 0, i.e. E sqrt(e) <= sqrt(E e).
+    p, s1, s2 = sp.symbols("p s1 s2", positive=True)
+    out.append(
+        symbolic_zero(
+            "theorem1.jensen_symbolic",
+            "Theorem 1(c)",
+            "E[s^2] - (E[s])^2 = p(1-p)(s1 - s2)^2 (two-point law), so E sqrt(e) <= sqrt(E e)",
+            p * s1**2 + (1 - p) * s2**2 - (p * s1 + (1 - p) * s2) ** 2
+            - p * (1 - p) * (s1 - s2) ** 2,
+            [p, s1, s2],
+            rng,
+            unit=[p],
+            positive=[s1, s2],
+        )
+    )
+    A_, C_, s_ = sp.symbols("A C s", positive=True)
+    out.append(
+        symbolic_zero(
+            "theorem1.expectation_expansion_symbolic",
+            "Theorem 1(c)",
+            "(A + C s)^2 = A^2 + 2 A C s + C^2 s^2 (linear in s and s^2, so Jensen applies)",
+            (A_ + C_ * s_) ** 2 - (A_**2 + 2 * A_ * C_ * s_ + C_**2 * s_**2),
+            [A_, C_, s_],
+            rng,
+            positive=[A_, C_, s_],
+        )
+    )
+    return out
+
+
+def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], list[Tightness]]:
+    """Every inequality of the proof of Theorem 1 on random quadratics."""
+    checks = _symbolic(rng)
+    rows: dict[str, list[tuple[float, float]]] = {}
+
+    def add(key: str, lhs: float, rhs: float) -> None:
+        rows.setdefault(key, []).append((lhs, rhs))
+
+    for _ in range(instances):
+        k, d = int(rng.integers(2, 5)), int(rng.integers(1, 5))
+        P = random_quadratic_exits(rng, k, d)
+        lam, lt = _weights(rng, k)
+        L = P.L
+        H_lam, H_lt = P.hessian(lam), P.hessian(lt)
+        mu = float(np.linalg.eigvalsh(H_lam)[0])
+        mu_t = float(np.linalg.eigvalsh(H_lt)[0])
+        w_t = P.minimiser(lt)
+        F_lt_star = P.mixed(lt, w_t)
+        Gamma = F_lt_star  # sum_k lt_k inf F_k = 0
+        supp = lt > 0
+        chi2_own = float(np.sum((lam[supp] - lt[supp]) ** 2 / lt[supp]))
+        grads_t = P.grads(w_t)
+        grad_lam_t = lam @ grads_t
+        bias = P.gap(lam, w_t)
+        # (a) PL at w_t*
+        add("pl", bias, float(grad_lam_t @ grad_lam_t) / (2 * mu))
+        add("grad_identity", 0.0, 0.0)
+        rows["grad_identity"][-1] = (
+            float(np.abs(grad_lam_t - (lam - lt) @ grads_t).max()),
+            0.0,
+        )
+        weighted = (lam - lt) @ grads_t
+        cs_rhs = chi2_own * float(np.sum(lt * np.sum(grads_t**2, axis=1)))
+        add("cauchy_schwarz", float(weighted @ weighted), cs_rhs)
+        for kk in range(k):  # ||grad F_k||^2 <= 2L (F_k - inf F_k)
+            add("smooth_grad", float(grads_t[kk] @ grads_t[kk]), 2 * L * P.values(w_t)[kk])
+        add("gamma_step", cs_rhs, chi2_own * 2 * L * Gamma)
+        add("bias_own", bias, L / mu * chi2_own * Gamma)
+        add("bias_shipped", bias, bounds.bias_bound(lam, lt, L, mu, Gamma))
+        add("chi2_shipped", bounds.chi2(lam, lt), chi2_own)
+        # (b) at random points around w_t*
+        for _ in range(3):
+            w = w_t + rng.normal(size=d) * 10.0 ** rng.uniform(-3, 1)
+            e = P.gap(lt, w)
+            gl = lam @ P.grads(w)
+            exact = P.gap(lam, w)
+            add("pl_any", exact, float(gl @ gl) / (2 * mu))
+            diff = gl - grad_lam_t
+            add("lipschitz", float(np.sqrt(diff @ diff)), L * float(np.linalg.norm(w - w_t)))
+            add("growth", float((w - w_t) @ (w - w_t)), 2 * e / mu_t)
+            tight_own = (np.sqrt(2 * L * chi2_own * Gamma) + L * np.sqrt(2 * e / mu_t)) ** 2 / (
+                2 * mu
+            )
+            split_own = 2 * L / mu * chi2_own * Gamma + 2 * L**2 / (mu * mu_t) * e
+            add("b_own", exact, tight_own)
+            add("b_shipped", exact, bounds.training_error_bound(lam, lt, L, mu, mu_t, Gamma, e))
+            add("b_tight_le_split", tight_own, split_own)
+            add(
+                "b_split_shipped",
+                exact,
+                bounds.training_error_bound(lam, lt, L, mu, mu_t, Gamma, e, split=True),
+            )
+        # (c) a random discrete law of w: exact expectations
+        n_pts = int(rng.integers(2, 6))
+        probs = rng.dirichlet(np.ones(n_pts))
+        pts = w_t + rng.normal(size=(n_pts, d)) * 10.0 ** rng.uniform(-2, 1, size=(n_pts, 1))
+        e_mean = float(sum(p * P.gap(lt, x) for p, x in zip(probs, pts,
+                                                                             strict=True)))
+        exact_mean = float(sum(p * P.gap(lam, x) for p, x in zip(probs, pts,
+                                                                                  strict=True)))
+        add("c_shipped", exact_mean,
+            bounds.training_error_bound(lam, lt, L, mu, mu_t, Gamma, e_mean))
+
+    spec = {
+        "pl": ("Theorem 1(a)", "PL: F_lam(w_t*) - F_lam* <= ||grad F_lam(w_t*)||^2 / (2 mu)"),
+        "cauchy_schwarz": ("Theorem 1(a)",
+                           "||sum (lam-lt) grad F_k||^2 <= chi2 sum lt_k ||grad F_k||^2"),
+        "smooth_grad": ("Theorem 1(a)", "||grad F_k(w)||^2 <= 2L (F_k(w) - inf F_k)"),
+        "gamma_step": ("Theorem 1(a)", "chi2 sum lt_k ||grad F_k(w_t*)||^2 <= 2L chi2 Gamma"),
+        "bias_own": ("Theorem 1(a)", "exact bias <= (L/mu) chi2 Gamma (own formula)"),
+        "bias_shipped": ("Theorem 1(a)", "exact bias <= cistheory.bounds.bias_bound"),
+        "pl_any": ("Theorem 1(b)", "PL at any w"),
+        "lipschitz": ("Theorem 1(b)", "||grad F_lam(w) - grad F_lam(w_t*)|| <= L ||w - w_t*||"),
+        "growth": ("Theorem 1(b)", "||w - w_t*||^2 <= 2 e / mu_t"),
+        "b_own": ("Theorem 1(b)", "exact training error <= tight form (own formula)"),
+        "b_shipped": ("Theorem 1(b)", "exact <= cistheory.bounds.training_error_bound"),
+        "b_tight_le_split": ("Theorem 1(b)", "tight form <= split form"),
+        "b_split_shipped": ("Theorem 1(b)", "exact <= training_error_bound(split=True)"),
+        "c_shipped": ("Theorem 1(c)",
+                      "E[F_lam(w)] - F_lam* <= training_error_bound with E[e] (discrete laws)"),
+    }
+    for key, (stmt, step) in spec.items():
+        lhs, rhs = (np.array(v) for v in zip(*rows[key], strict=True))
+        checks.append(numeric_inequality(f"theorem1.{key}", stmt, step, lhs, rhs))
+    lhs, _ = (np.array(v) for v in zip(*rows["grad_identity"], strict=True))
+    checks.append(
+        numeric_identity(
+            "theorem1.grad_identity",
+            "Theorem 1(a)",
+            "grad F_lam(w_t*) = sum (lam_k - lt_k) grad F_k(w_t*) (max abs residual)",
+            lhs,
+            np.zeros_like(lhs),
+            floor=1.0,
+        )
+    )
+    c_l, c_r = (np.array(v) for v in zip(*rows["chi2_shipped"], strict=True))
+    checks.append(numeric_identity("theorem1.chi2_shipped", "Theorem 1",
+                                   "cistheory.bounds.chi2 = sum (lam-lt)^2/lt", c_l, c_r,
+                                   floor=1e-12))
+    tight = []
+    for key, name, stmt in (
+        ("bias_shipped", "bias_bound", "Theorem 1(a)"),
+        ("b_shipped", "training_error_bound", "Theorem 1(b)"),
+        ("b_split_shipped", "training_error_bound(split)", "Theorem 1(b)"),
+        ("c_shipped", "training_error_bound(E[e])", "Theorem 1(c)"),
+    ):
+        lhs, rhs = (np.array(v) for v in zip(*rows[key], strict=True))
+        tight.append(tightness(stmt, name, rhs, lhs))
+    return checks, tight

@@ -3,8 +3,8 @@ r"""Offline datasets and their splits across the nodes of a CIS.
 - Synthetic tasks with a difficulty structure: a sample of difficulty :math:`\ell` is
   labelled by a teacher that reads the first :math:`d_\ell` features only, so a shallow exit
   (reading :math:`d_1` features) can answer the easy samples and the hard ones need deeper
-  exits; nodes differ by a feature shift (controlled heterogeneity) and may differ in their
-  mix of difficulties.
+  exits, while the deepest exit can answer all; nodes differ by a feature shift (controlled
+  heterogeneity) and may differ in their mix of difficulties.
 - The handwritten digits shipped with scikit-learn (optional extra ``cistheory[digits]``).
 - CIFAR-10/100 read from a local directory in the standard python pickle format.
 - Splits: by sizes (shuffled), proportional to a CIS's data sizes (the reference tier
@@ -84,19 +84,33 @@ NodeData = list[Dataset]
 
 @dataclass(frozen=True)
 class SyntheticTask:
-    r"""A teacher for synthetic early-exit tasks.
+    r"""A teacher for synthetic early-exit tasks with a difficulty structure.
 
-    A sample :math:`x \sim \mathcal N(s, I_{d_K})` of difficulty :math:`\ell` has score
-    :math:`z = T_\ell^\top x_{[0, d_\ell)}`: label :math:`\arg\max_c z_c` (classification)
-    or target :math:`z_1 + \varepsilon`, :math:`\varepsilon \sim \mathcal N(0, \text{noise}^2)`
-    (regression). Teacher :math:`T_\ell` weights the features that only exits
-    :math:`k \ge \ell` read by ``depth_gain``, so those samples need exit :math:`\ell`.
+    Features come in blocks :math:`B_b = [d_{b-1}, d_b)` (:math:`d_0 = 0`). A sample of
+    difficulty :math:`\ell` has :math:`x = s + \xi` with :math:`\xi_j \sim \mathcal N(0, 1)`
+    on the blocks :math:`b \le \ell` and :math:`\mathcal N(0, \epsilon^2)` on deeper blocks
+    (:math:`\epsilon` = ``deep_scale``, the shift :math:`s` makes nodes heterogeneous). Its
+    score reads only the blocks up to its difficulty,
+
+    .. math:: z = \sum_{b \le \ell} T_b^\top x_{B_b},
+
+    with label :math:`\arg\max_c z_c` (classification) or target
+    :math:`z_1 + \varepsilon`, :math:`\varepsilon \sim \mathcal N(0, \text{noise}^2)`
+    (regression). One teacher :math:`T` serves every level, its block :math:`b` scaled by
+    ``depth_gain`` :math:`^{b-1}`: exit :math:`k` (reading blocks :math:`\le k`) can answer
+    every sample of difficulty :math:`\le k` with :math:`T` and loses the hard ones, whose
+    deep blocks dominate the score.
     """
 
     dims: tuple[int, ...]
     n_classes: int | None
-    teachers: tuple[np.ndarray, ...]
+    teacher: np.ndarray
     noise: float
+    deep_scale: float
+
+    def block_mask(self, level: int) -> np.ndarray:
+        """Boolean mask of the features a sample of difficulty ``level`` is labelled by."""
+        return np.arange(self.dims[-1]) < self.dims[level - 1]
 
     def sample(
         self,
@@ -119,13 +133,12 @@ class SyntheticTask:
         )
         if probs.size != k:
             raise CISInputError("difficulty_probs", probs.tolist(), f"expected {k} levels")
-        x = rng.standard_normal((int(n), d)) + mean
-        level = rng.choice(k, size=int(n), p=probs)
-        scores = np.empty((int(n), self.teachers[0].shape[1]))
-        for lev in range(k):
-            rows = level == lev
-            scores[rows] = x[rows, : self.dims[lev]] @ self.teachers[lev]
-        diff = torch.as_tensor(level + 1, dtype=torch.int64)
+        level = rng.choice(k, size=int(n), p=probs) + 1
+        read = np.stack([self.block_mask(lev) for lev in range(1, k + 1)])[level - 1]
+        noise = rng.standard_normal((int(n), d)) * np.where(read, 1.0, self.deep_scale)
+        x = mean + noise
+        scores = (x * read) @ self.teacher
+        diff = torch.as_tensor(level, dtype=torch.int64)
         xt = torch.as_tensor(x, dtype=torch.float32)
         if self.n_classes is None:
             target = scores[:, 0] + self.noise * rng.standard_normal(int(n))
@@ -138,7 +151,8 @@ def synthetic_task(
     n_classes: int | None,
     *,
     rng: np.random.Generator,
-    depth_gain: float = 3.0,
+    depth_gain: float = 2.0,
+    deep_scale: float = 0.01,
     noise: float = 0.0,
 ) -> SyntheticTask:
     """Draw a teacher (see :class:`SyntheticTask`) for nested feature counts ``dims``."""
@@ -149,16 +163,17 @@ def synthetic_task(
         raise CISInputError("n_classes", n_classes, "must be >= 2 or None")
     if not depth_gain > 0:
         raise CISInputError("depth_gain", depth_gain, "must be > 0")
+    if not 0 <= deep_scale <= 1:
+        raise CISInputError("deep_scale", deep_scale, "must lie in [0, 1]")
     if not noise >= 0:
         raise CISInputError("noise", noise, "must be >= 0")
     width = 1 if n_classes is None else int(n_classes)
-    teachers = []
-    for lev, dl in enumerate(d):
-        t = rng.standard_normal((dl, width)) / np.sqrt(dl)
-        if lev > 0:
-            t[d[lev - 1] :] *= depth_gain
-        teachers.append(t)
-    return SyntheticTask(d, None if n_classes is None else int(n_classes), tuple(teachers), noise)
+    teacher = rng.standard_normal((d[-1], width)) / np.sqrt(d[0])
+    for b, (lo, hi) in enumerate(itertools.pairwise((0, *d))):
+        teacher[lo:hi] *= depth_gain**b
+    return SyntheticTask(
+        d, None if n_classes is None else int(n_classes), teacher, float(noise), float(deep_scale)
+    )
 
 
 def _sizes(samples: int | Sequence[int], n_nodes: int) -> list[int]:

@@ -6,6 +6,21 @@ The core (this namespace) needs only numpy. The symbolic layer (sympy), the solv
 
 from __future__ import annotations
 
+from .bounds import (
+    BoundTerms,
+    CISConstants,
+    bias_bound,
+    chi2,
+    cis_bound,
+    full_bound,
+    generalization_bound,
+    linear_rademacher,
+    sgd_diminishing_bound,
+    sgd_fixed_step_bound,
+    training_error_bound,
+    variance_bound,
+    variance_exact,
+)
 from .errors import CISInputError
 from .participation import (
     EffectiveObjective,
@@ -47,6 +62,8 @@ __all__ = [
     "RATE_SPLITS",
     "REFERENCE_SIGMA",
     "RULES",
+    "BoundTerms",
+    "CISConstants",
     "CISInputError",
     "EffectiveObjective",
     "Participation",
@@ -55,6 +72,9 @@ __all__ = [
     "aggregation_weights",
     "balanced_adj",
     "beta",
+    "bias_bound",
+    "chi2",
+    "cis_bound",
     "cis_to_spec",
     "deepest_exit",
     "dirichlet_label_split",
@@ -62,7 +82,10 @@ __all__ = [
     "equal",
     "explicit",
     "flops_proportional",
+    "full_bound",
+    "generalization_bound",
     "inverse_variance",
+    "linear_rademacher",
     "load_spec",
     "node_depths",
     "normalise",
@@ -70,7 +93,12 @@ __all__ = [
     "reference_cis",
     "resnet18_exit_flops",
     "serving_rate",
+    "sgd_diminishing_bound",
+    "sgd_fixed_step_bound",
     "shallower_with_probability",
     "three_tier_cis",
+    "training_error_bound",
+    "variance_bound",
     "variance_coefficients",
+    "variance_exact",
 ]

@@ -203,21 +203,37 @@ def _cmd_weights(args: argparse.Namespace) -> int:
 def report_dict(
     splits: Sequence[str], data: str, sigma: Sequence[float], flops_round: int = 99
 ) -> dict[str, Any]:
-    """The main job's report: serving shares and every rule's weights per rate split.
+    """The main job's report: serving shares, every rule's weights and their bound terms.
 
-    The FLOPs-proportional rule is shown at round ``flops_round`` (the last of the
-    reference's 100 rounds by default).
+    For each rate split of the reference 7-node CIS (every node training its deepest exit),
+    each rule's ``lt`` with the terms of the full bound (Corollary of ``docs/theory.md``)
+    under the illustrative constants :func:`convex.reference_constants` (the reference noise
+    constants, its step 0.1 and 100 rounds; curvature constants that are round numbers, not
+    measurements). The FLOPs-proportional rule is shown at round ``flops_round`` (the last
+    of the reference's 100 rounds by default).
     """
+    from .bounds import chi2, cis_bound
+
+    convex = importlib.import_module("convex")
+    const = convex.reference_constants(sigma)
     rows = []
     for split in splits:
         cis = load_spec(f"reference:{split}:{data}")
+        part = deepest_exit(cis)
         entry: dict[str, Any] = {"split": split, "lambda": cis.lam.tolist(), "rules": {}}
         for rule in RULE_NAMES:
-            if rule == "bound-optimal" and importlib.util.find_spec("convex.design") is None:
-                continue
-            entry["rules"][rule] = rule_weights(cis, rule, sigma=sigma, round_t=flops_round)["lt"]
+            lt = rule_weights(cis, rule, sigma=sigma, round_t=flops_round)["lt"]
+            terms = cis_bound(cis, part, lt, const).as_dict()
+            entry["rules"][rule] = {"lt": lt, "chi2": chi2(cis.lam, lt), **terms}
         rows.append(entry)
-    return {"data": data, "sigma": list(sigma), "flops_round": flops_round, "splits": rows}
+    consts = {k: getattr(const, k) for k in ("L", "mu", "Gamma", "gap0", "T", "eta")}
+    return {
+        "data": data,
+        "sigma": list(sigma),
+        "flops_round": flops_round,
+        "constants": consts,
+        "splits": rows,
+    }
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -227,20 +243,49 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rep))
         return 0
-    print("cistheory report: reference 7-node CIS (root 3 exits, 2 middles, 4 leaves)")
+    c = rep["constants"]
+    print("cistheory report: reference 7-node CIS (root 3 exits, 2 middles, 4 leaves),")
+    print(f"every node training its deepest exit; data split {args.data};")
     print(
-        f"data split: {args.data}; noise constants sigma = {sigma} (exits 3-9-17); "
-        f"flops rule at round {rep['flops_round']}"
+        f"noise constants sigma = {sigma} (exits 3-9-17); flops rule at round {rep['flops_round']}."
+    )
+    print(
+        f"Bound terms (Corollary, docs/theory.md) with L={c['L']}, mu={c['mu']}, "
+        f"Gamma={c['Gamma']}, gap0={c['gap0']}, eta={c['eta']}, T={c['T']}: "
+        "illustrative constants, see convex.reference_constants."
     )
     for entry in rep["splits"]:
         print()
-        print(f"rate split {entry['split']} (leaves-middles-root %)")
-        names = list(entry["rules"])
-        rows = [
-            [str(k + 1), _fmt(entry["lambda"][k])] + [_fmt(entry["rules"][r][k]) for r in names]
-            for k in range(len(entry["lambda"]))
-        ]
-        print(_table(rows, ["exit", "lambda", *names]))
+        lam = ", ".join(_fmt(x) for x in entry["lambda"])
+        print(f"rate split {entry['split']} (leaves-middles-root %): lambda = ({lam})")
+        k = len(entry["lambda"])
+        rows = []
+        for rule, r in entry["rules"].items():
+            rows.append(
+                [
+                    rule,
+                    *(_fmt(x) for x in r["lt"]),
+                    _fmt(r["chi2"]),
+                    f"{r['generalization']:.3e}",
+                    f"{r['bias']:.3e}",
+                    f"{r['optimisation']:.3e}",
+                    f"{r['total']:.3e}",
+                ]
+            )
+        print(
+            _table(
+                rows,
+                [
+                    "rule",
+                    *(f"lt_{j + 1}" for j in range(k)),
+                    "chi2",
+                    "generalisation",
+                    "bias",
+                    "optimisation",
+                    "total",
+                ],
+            )
+        )
     return 0
 
 

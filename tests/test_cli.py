@@ -78,8 +78,20 @@ def test_default_report(capsys: pytest.CaptureFixture[str]) -> None:
     rep = _json(capsys, ["--json"])
     assert [e["split"] for e in rep["splits"]][-1] == "80-15-5"
     last = rep["splits"][-1]
-    np.testing.assert_allclose(last["rules"]["balanced-adj"], BALANCED_ADJ_80_15_5, rtol=1e-12)
+    np.testing.assert_allclose(last["rules"]["balanced-adj"]["lt"], BALANCED_ADJ_80_15_5,
+                               rtol=1e-12)
     assert len(rep["splits"]) == 7
+    for entry in rep["splits"]:
+        sr = entry["rules"]["serving-rate"]
+        assert sr["bias"] < 1e-20 and sr["chi2"] < 1e-20  # lt = lambda up to rounding
+        for r in entry["rules"].values():
+            # the tight form of Theorem 1(b) never exceeds the split form
+            assert r["total"] <= r["total_split"] * (1 + 1e-12)
+            parts = r["generalization"] + r["bias"] + r["optimisation"]
+            assert abs(r["total_split"] - parts) <= 1e-12 * parts
+        # the bound-optimal rule's bound is no worse than any other rule's
+        best = entry["rules"]["bound-optimal"]["total_split"]
+        assert all(best <= r["total_split"] * (1 + 1e-9) for r in entry["rules"].values())
 
 
 def test_console_script_runs() -> None:

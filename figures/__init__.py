@@ -10,6 +10,8 @@ __all__ = ["FIGURES"]
 
 FIGURES: tuple[str, ...] = (
     "rules_weights",
+    "bound_path",
     "accuracy",
+    "q_heatmap",
 )
 """Figure module names, in the order ``python -m figures`` runs them."""

@@ -18,13 +18,22 @@ from . import FIGURES
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m figures", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m figures",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     size = ap.add_mutually_exclusive_group()
-    size.add_argument("--full", action="store_const", dest="size", const="full",
-                      help="the whole grid (long)")
-    size.add_argument("--tiny", action="store_const", dest="size", const="tiny",
-                      help="a smoke-test configuration (seconds)")
+    size.add_argument(
+        "--full", action="store_const", dest="size", const="full", help="the whole grid (long)"
+    )
+    size.add_argument(
+        "--tiny",
+        action="store_const",
+        dest="size",
+        const="tiny",
+        help="a smoke-test configuration (seconds)",
+    )
     ap.add_argument("--only", action="append", choices=FIGURES, help="run only this figure")
     ap.add_argument("--out", type=Path, default=Path("figures/out"), help="output folder")
     ap.add_argument("--seed", type=int, default=0, help="base seed of every figure")
@@ -42,8 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.plot_only:
             data = mod.compute(size_name, args.out, seed=args.seed)
         paths = mod.plot(data, args.out)
-        print(f"      wrote {', '.join(p.name for p in [data, *paths])} "
-              f"({time.perf_counter() - t0:.1f} s)", flush=True)
+        print(
+            f"      wrote {', '.join(p.name for p in [data, *paths])} "
+            f"({time.perf_counter() - t0:.1f} s)",
+            flush=True,
+        )
     print(f"done: {len(names)} figure(s) in {time.perf_counter() - t_all:.1f} s -> {args.out}")
     return 0
 

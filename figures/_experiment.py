@@ -75,8 +75,9 @@ def _dataset(setting: Setting, seed: int) -> tuple[Any, Any]:
     if setting.task == "digits":
         full = tdata.digits()
     elif setting.task == "synthetic":
-        nodes, _, _ = tdata.synthetic_classification(1, 3000, dims=(4, 12, 32), n_classes=5,
-                                                     heterogeneity=0.0, rng=rng)
+        nodes, _, _ = tdata.synthetic_classification(
+            1, 3000, dims=(4, 12, 32), n_classes=5, heterogeneity=0.0, rng=rng
+        )
         full = nodes[0]
     else:
         raise ct.CISInputError("task", setting.task, "use 'digits' or 'synthetic'")
@@ -92,8 +93,9 @@ def _model(setting: Setting, d_in: int, n_classes: int, seed: int) -> Any:
 
     from cistheory.train.models import EarlyExitMLP
 
-    return EarlyExitMLP(d_in, setting.hidden, n_classes,
-                        generator=torch.Generator().manual_seed(seed))
+    return EarlyExitMLP(
+        d_in, setting.hidden, n_classes, generator=torch.Generator().manual_seed(seed)
+    )
 
 
 def mlp_exit_flops(d_in: int, hidden: Sequence[int], n_classes: int) -> np.ndarray:
@@ -146,18 +148,21 @@ def estimate_sigma(setting: Setting, data: str, seed: int, policy: str) -> list[
     return sig
 
 
-def _lt_for(spec: RunSpec, cis: ct.CIS, part: ct.Participation, sigma: Sequence[float],
-            flops: np.ndarray) -> np.ndarray | Callable[[int], np.ndarray]:
+def _lt_for(
+    spec: RunSpec, cis: ct.CIS, part: ct.Participation, sigma: Sequence[float], flops: np.ndarray
+) -> np.ndarray | Callable[[int], np.ndarray]:
     if spec.rule == "flops":
         return lambda t: ct.flops_proportional(flops, t)
     from cistheory.cli import rule_weights
 
-    return np.asarray(rule_weights(cis, spec.rule, sigma=sigma,
-                                   participation=spec.participation)["lt"])
+    return np.asarray(
+        rule_weights(cis, spec.rule, sigma=sigma, participation=spec.participation)["lt"]
+    )
 
 
-def _train_outputs(spec: RunSpec, lt: np.ndarray | Callable[[int], np.ndarray],
-                   cache: Path | None) -> np.ndarray:
+def _train_outputs(
+    spec: RunSpec, lt: np.ndarray | Callable[[int], np.ndarray], cache: Path | None
+) -> np.ndarray:
     """Train with the given ``lt`` and return the per-exit test logits (N_test, K, C).
 
     The trained model depends on the rate split only through ``lt``, so results are cached
@@ -171,10 +176,16 @@ def _train_outputs(spec: RunSpec, lt: np.ndarray | Callable[[int], np.ndarray],
 
     s = spec.setting
     schedule = [lt(t) if callable(lt) else lt for t in range(s.rounds)]
-    blob = json.dumps({"data": spec.data, "participation": spec.participation,
-                       "seed": spec.seed, "setting": asdict(s),
-                       "lt": [[round(float(x), 12) for x in w] for w in schedule]},
-                      sort_keys=True)
+    blob = json.dumps(
+        {
+            "data": spec.data,
+            "participation": spec.participation,
+            "seed": spec.seed,
+            "setting": asdict(s),
+            "lt": [[round(float(x), 12) for x in w] for w in schedule],
+        },
+        sort_keys=True,
+    )
     key = hashlib.sha256(blob.encode()).hexdigest()[:20]
     path = None if cache is None else cache / f"train-{key}.npy"
     if path is not None and path.is_file():
@@ -189,10 +200,15 @@ def _train_outputs(spec: RunSpec, lt: np.ndarray | Callable[[int], np.ndarray],
     # (the reference's local epochs round(root data / node data)), capped by the setting
     tau = max(1, min(s.max_tau, math.ceil(len(node_data[0]) / s.batch_size)))
     cfg = FedConfig(
-        rounds=s.rounds, tau=tau,
+        rounds=s.rounds,
+        tau=tau,
         lr=StepSchedule("cosine", lr=s.lr, final=s.lr_final),
-        batch_size=s.batch_size, weight_decay=s.weight_decay, momentum=s.momentum,
-        selection_seed=spec.seed, batch_seed=spec.seed + 1, init_seed=spec.seed + 2,
+        batch_size=s.batch_size,
+        weight_decay=s.weight_decay,
+        momentum=s.momentum,
+        selection_seed=spec.seed,
+        batch_seed=spec.seed + 1,
+        init_seed=spec.seed + 2,
         vectorised=True,
     )
     run_federated(model, node_data, part.q, lambda t: schedule[t], cfg)
@@ -221,8 +237,12 @@ def run_one(spec: RunSpec, sigma: Sequence[float], cache: Path | None = None) ->
     ev = evaluate_cis(cis, outs, test.y.numpy(), rng=np.random.default_rng([spec.seed, 13]))
     lt_final = np.asarray(lt(s.rounds - 1) if callable(lt) else lt)
     return {
-        "split": spec.split, "leaf_share": float(cis.lam[0]), "data": spec.data,
-        "rule": spec.rule, "seed": spec.seed, "participation": spec.participation,
+        "split": spec.split,
+        "leaf_share": float(cis.lam[0]),
+        "data": spec.data,
+        "rule": spec.rule,
+        "seed": spec.seed,
+        "participation": spec.participation,
         "accuracy": float(ev.accuracy),
         "exit_accuracy": [float(a) for a in ev.exit_accuracy],
         "shares": [float(x) for x in ev.shares],
@@ -231,8 +251,11 @@ def run_one(spec: RunSpec, sigma: Sequence[float], cache: Path | None = None) ->
     }
 
 
-def run_grid(specs: Iterable[RunSpec], cache: Path,
-             progress: Callable[[int, int, RunSpec], None] | None = None) -> list[dict[str, Any]]:
+def run_grid(
+    specs: Iterable[RunSpec],
+    cache: Path,
+    progress: Callable[[int, int, RunSpec], None] | None = None,
+) -> list[dict[str, Any]]:
     """Run every spec not already cached under ``cache``; return all records."""
     specs = list(specs)
     cache.mkdir(parents=True, exist_ok=True)

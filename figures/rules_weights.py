@@ -38,13 +38,23 @@ def compute(size: str, out: Path, seed: int = 0) -> Path:
         for rule in RULES:
             lt = rule_weights(cis, rule, sigma=sigma, round_t=99)["lt"]
             for k, (lam_k, lt_k) in enumerate(zip(cis.lam, lt, strict=True)):
-                rows.append({"split": split, "leaf_share": float(cis.lam[0]), "rule": rule,
-                             "exit": k + 1, "lambda": float(lam_k), "lt": float(lt_k)})
-    write_csv(out / "rules_weights.csv", rows,
-              ["split", "leaf_share", "rule", "exit", "lambda", "lt"])
+                rows.append(
+                    {
+                        "split": split,
+                        "leaf_share": float(cis.lam[0]),
+                        "rule": rule,
+                        "exit": k + 1,
+                        "lambda": float(lam_k),
+                        "lt": float(lt_k),
+                    }
+                )
+    write_csv(
+        out / "rules_weights.csv", rows, ["split", "leaf_share", "rule", "exit", "lambda", "lt"]
+    )
     path = out / "rules_weights.json"
-    write_json(path, {"config": {**cfg, "splits": list(cfg["splits"]), "sigma": list(sigma)},
-                      "rows": rows})
+    write_json(
+        path, {"config": {**cfg, "splits": list(cfg["splits"]), "sigma": list(sigma)}, "rows": rows}
+    )
     return path
 
 
@@ -56,8 +66,9 @@ def plot(data_path: Path, out: Path) -> list[Path]:
     fig, axes = plt.subplots(1, n_exits, figsize=(4 * n_exits, 3.4), sharey=True)
     for k, ax in enumerate(axes, start=1):
         for rule in RULES:
-            pts = sorted((r["leaf_share"], r["lt"]) for r in rows
-                         if r["rule"] == rule and r["exit"] == k)
+            pts = sorted(
+                (r["leaf_share"], r["lt"]) for r in rows if r["rule"] == rule and r["exit"] == k
+            )
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", label=rule)
         ax.set_title(f"exit {k}")

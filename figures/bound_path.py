@@ -1,0 +1,121 @@
+"""Figure: the bound's three terms along the path from Serving Rate to inverse variance.
+
+On the 7-node reference CIS (80-15-5, tiny data, every node training its deepest exit) the
+weights ``lt(s) = (1 - s) lambda + s lt_iv`` run from Serving Rate (``s = 0``, no bias) to
+the inverse-variance rule (``s = 1``, least variance); Balanced Adj is ``s = 1/2``. For each
+``s`` the generalisation, bias and optimisation terms of the full bound (Corollary of
+``docs/theory.md``) are computed with :func:`cistheory.cis_bound`, under the illustrative
+constants :func:`convex.reference_constants` and two sets of noise constants: the reference
+release's (ResNet-18, exits 3-9-17) and those measured on the digits MLP of the accuracy
+figure. The bound-optimal ``lt`` (:func:`convex.design`) is marked with its total.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import cistheory as ct
+
+from ._common import FigureSpec, load_json, pyplot, savefig, write_csv, write_json
+
+SPEC = FigureSpec(
+    name="bound_path",
+    title="Bound terms from Serving Rate (s=0) to inverse variance (s=1)",
+    outputs=("bound_path.csv", "bound_path.json", "bound_path.png", "bound_path.pdf"),
+)
+
+CONFIG: dict[str, dict[str, Any]] = {
+    "tiny": {"points": 11, "split": "80-15-5", "data": "tiny", "measured": False},
+    "quick": {"points": 101, "split": "80-15-5", "data": "tiny", "measured": True},
+    "full": {"points": 401, "split": "80-15-5", "data": "tiny", "measured": True},
+}
+
+
+def _panel(name: str, sigma: list[float], cfg: dict[str, Any]) -> dict[str, Any]:
+    import convex
+
+    cis = ct.reference_cis(cfg["split"], cfg["data"])
+    part = ct.deepest_exit(cis)
+    const = convex.reference_constants(sigma)
+    v = ct.variance_coefficients(part, sigma)
+    lt_iv = ct.inverse_variance(v)
+    rows = []
+    for s in np.linspace(0.0, 1.0, cfg["points"]):
+        lt = (1 - s) * cis.lam + s * lt_iv
+        lt = lt / lt.sum()
+        t = ct.cis_bound(cis, part, lt, const)
+        rows.append(
+            {
+                "panel": name,
+                "s": float(s),
+                "chi2": ct.chi2(cis.lam, lt),
+                "lt": lt.tolist(),
+                **t.as_dict(),
+            }
+        )
+    opt = convex.design(cis, part, const)
+    return {
+        "name": name,
+        "sigma": list(sigma),
+        "lambda": cis.lam.tolist(),
+        "lt_inverse_variance": lt_iv.tolist(),
+        "balanced_adj": ct.balanced_adj(cis.lam, v).tolist(),
+        "bound_optimal": {"lt": opt.lt.tolist(), **opt.bound.as_dict()},
+        "constants": {k: getattr(const, k) for k in ("L", "mu", "Gamma", "gap0", "T", "eta")},
+        "rows": rows,
+    }
+
+
+def compute(size: str, out: Path, seed: int = 0) -> Path:
+    """Evaluate the bound along the path for each set of noise constants; write the data."""
+    cfg = CONFIG[size]
+    panels = [
+        _panel("reference sigma (ResNet-18, 3-9-17)", list(ct.REFERENCE_SIGMA["3-9-17"]), cfg)
+    ]
+    if cfg["measured"]:
+        from ._experiment import Setting, estimate_sigma
+
+        sig = estimate_sigma(Setting(), cfg["data"], seed, "deepest")
+        panels.append(_panel("measured sigma (digits MLP)", sig, cfg))
+    rows = [r for p in panels for r in p["rows"]]
+    write_csv(
+        out / "bound_path.csv",
+        rows,
+        ["panel", "s", "chi2", "generalization", "bias", "optimisation", "total", "total_split"],
+    )
+    path = out / "bound_path.json"
+    write_json(path, {"config": cfg, "panels": panels})
+    return path
+
+
+def plot(data_path: Path, out: Path) -> list[Path]:
+    """Plot from the JSON written by :func:`compute`."""
+    plt = pyplot()
+    doc = load_json(data_path)
+    panels = doc["panels"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    for ax, p in zip(axes[0], panels, strict=True):
+        s = [r["s"] for r in p["rows"]]
+        for key, style in (
+            ("generalization", ":"),
+            ("bias", "--"),
+            ("optimisation", "-."),
+            ("total_split", "-"),
+        ):
+            ax.plot(s, [r[key] for r in p["rows"]], style, label=key.replace("_split", ""))
+        mid = min(p["rows"], key=lambda r: abs(r["s"] - 0.5))
+        ax.plot([mid["s"]], [mid["total_split"]], "ko", label="Balanced Adj (s=1/2)")
+        best = p["bound_optimal"]["total_split"]
+        ax.axhline(best, color="tab:red", lw=0.8, label="bound-optimal lt (total)")
+        ax.set_yscale("log")
+        ax.set_xlabel("s: lt = (1-s) lambda + s lt_iv")
+        ax.set_title(p["name"], fontsize=9)
+    axes[0][0].set_ylabel("bound term")
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(SPEC.title, fontsize=10)
+    paths = savefig(fig, out, "bound_path")
+    plt.close(fig)
+    return paths

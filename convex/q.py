@@ -33,7 +33,7 @@ Certificate: for any :math:`\nu \ge 0, \rho \ge 0` the Lagrangian dual
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -54,6 +54,9 @@ _MAX_RHO = 200
 # Relative accuracy of the row sums and of the budget equation: 1e-13 leaves room for the
 # rounding of a sum of K square roots (each within a few ulps).
 _RTOL = 1e-13
+# Dynamic range of c: ratios below 1e-200 of the largest entry would put the row
+# multipliers (about (sum sqrt c)^2) near the underflow threshold of double precision.
+_DYN_RANGE = 1e-200
 # Budget slack accepted as "at the minimum spend" (rounding of a sum of N*K products).
 _BUDGET_RTOL = 1e-12
 
@@ -221,42 +224,51 @@ def _solve_rows(p: _Prob, rho: float, nu0: FloatArray | None) -> FloatArray:
     zero_cost = rho * p.cost == 0
     # a positive-c pair with zero price wants q -> infinity: such a row is active
     inf0 = ((p.c > 0) & zero_cost[None, :]).any(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r0 = np.where(inf0, np.inf, _q_of(p, nu, rho)[0].sum(axis=1))
-    act = r0 > 1 + _RTOL
+    act = inf0.copy()
+    rest = np.flatnonzero(~inf0 & p.elig.any(axis=1))
+    if rest.size:
+        sub = _Prob(c=p.c[rest], elig=p.elig[rest], fixed=p.fixed[rest], cost=p.cost,
+                    budget=None, q_min=p.q_min, c_fixed=0.0, cost_fixed=0.0)
+        act[rest] = _q_of(sub, nu[rest], rho)[0].sum(axis=1) > 1 + _RTOL
     if not act.any():
         return nu
     idx = np.flatnonzero(act)
-    sub = _Prob(
-        c=p.c[idx], elig=p.elig[idx], fixed=p.fixed[idx], cost=p.cost, budget=None,
-        q_min=p.q_min, c_fixed=0.0, cost_fixed=0.0,
-    )
-    n_el = sub.elig.sum(axis=1)
-    cmax = sub.c.max(axis=1)
+    c_a, el_a = p.c[idx], p.elig[idx]
+    n_el = el_a.sum(axis=1)
     lo = np.zeros(idx.size)
     # at nu = n_el^2 max_k c every unfloored q is <= 1/n_el, and so is q_min: R <= 1
-    hi = np.maximum(n_el, 1) ** 2 * cmax
-    x = np.where(lo < hi, 0.5 * (lo + hi), hi) if nu0 is None else np.clip(nu0[idx], lo, hi)
+    hi = np.maximum(n_el, 1) ** 2 * c_a.max(axis=1)
+    x = 0.5 * hi if nu0 is None else np.clip(nu0[idx], 0.0, hi)
     x = np.where(x > 0, x, 0.5 * hi)
+    out = np.empty(idx.size)
+    live = np.arange(idx.size)  # rows still iterating (positions in idx)
     for _ in range(_MAX_ROW):
+        sub = _Prob(c=c_a[live], elig=el_a[live], fixed=p.fixed[idx[live]], cost=p.cost,
+                    budget=None, q_min=p.q_min, c_fixed=0.0, cost_fixed=0.0)
         q, w = _q_of(sub, x, rho)
         r = q.sum(axis=1)
         above = r > 1
-        lo = np.where(above, x, lo)
-        hi = np.where(above, hi, x)
-        err = np.abs(r - 1)
-        if np.all((err <= _RTOL) | (hi - lo <= _RTOL * hi)):
+        lo_l = np.where(above, x, lo[live])
+        hi_l = np.where(above, hi[live], x)
+        done = (np.abs(r - 1) <= _RTOL) | (hi_l - lo_l <= _RTOL * hi_l)
+        out[live[done]] = x[done]
+        keep = ~done
+        if not keep.any():
             break
+        lo[live], hi[live] = lo_l, hi_l
         dr = -w.sum(axis=1)
-        # Newton on psi(nu) = R^-2 - 1: psi' = -2 R^-3 R'
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = (r**-2 - 1) / (-2 * r**-3 * dr)
-            cand = x - step
-        ok = np.isfinite(cand) & (cand > lo) & (cand < hi)
-        x = np.where(ok, cand, 0.5 * (lo + hi))
+        # Newton on psi(nu) = R^-2 - 1 (psi' = -2 R^-3 R'): exact in one step when no pair
+        # is on the floor and rho = 0, since then R^-2 is linear in nu
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            cand = x - (r**-2 - 1) / (-2 * r**-3 * dr)
+        lo_k, hi_k, cand = lo_l[keep], hi_l[keep], cand[keep]
+        ok = np.isfinite(cand) & (cand > lo_k) & (cand < hi_k)
+        x = np.where(ok, cand, 0.5 * (lo_k + hi_k))
+        live = live[keep]
     else:
+        out[live] = x
         _log.warning("optimal_q: row multipliers hit %d steps", _MAX_ROW)
-    nu[idx] = x
+    nu[idx] = out
     return nu
 
 
@@ -341,7 +353,20 @@ def optimal_q(
     >>> round(r.objective, 6)
     9.0
     """
-    p = _validate(c, eligible, cost, budget, q_min, fixed)
+    p_in = _validate(c, eligible, cost, budget, q_min, fixed)
+    # solve with c / max(c): multipliers scale with c, so realistic tiny coefficients
+    # (sigma^2 beta^2 ~ 1e-10) run at unit scale; objective and certificate use the input c
+    scale = float(p_in.c.max(initial=0.0))
+    scale = scale if scale > 0 else 1.0
+    tiny = (p_in.c > 0) & (p_in.c < _DYN_RANGE * scale)
+    if tiny.any():
+        i, j = np.argwhere(tiny)[0]
+        raise CISInputError(
+            f"c[{i}, {j}]", float(p_in.c[i, j]),
+            f"below {_DYN_RANGE} times the largest coefficient {scale!r}: set it to 0 or "
+            "solve the rows separately",
+        )
+    p = replace(p_in, c=p_in.c / scale)
     n = p.c.shape[0]
     iters = 0
     rho = 0.0
@@ -383,7 +408,7 @@ def optimal_q(
     rows = np.flatnonzero(p.fixed >= 0)
     q[rows, :] = 0.0
     q[rows, p.fixed[rows]] = 1.0
-    return _finish(p, q, nu, rho, iters, np.asarray(c, dtype=np.float64))
+    return _finish(p_in, q, nu * scale, rho * scale, iters, np.asarray(c, dtype=np.float64))
 
 
 def _finish(

@@ -33,7 +33,9 @@ def lt_problems(draw: st.DrawFn, k_max: int = 8) -> tuple[np.ndarray, np.ndarray
 
 @given(lt_problems(), st.sampled_from([0.0, 0.01, 0.05]))
 @settings(max_examples=30)
-def test_fast_matches_cvxpy(prob: tuple[np.ndarray, np.ndarray, float, float], lt_min: float) -> None:
+def test_fast_matches_cvxpy(
+    prob: tuple[np.ndarray, np.ndarray, float, float], lt_min: float
+) -> None:
     """Property: the fast solver and cvxpy reach the same optimum (1e-6 relative)."""
     lam, v, a, b = prob
     fast = optimal_lt(lam, v, a, b, lt_min=lt_min)

@@ -1,0 +1,545 @@
+r"""Estimating the constants of the bounds from a model, node data and participation.
+
+Everything is measured at the model's current parameters :math:`w_0` (and, for the
+gradient quantities, at a few random points around it), with the objectives of
+``docs/theory.md`` Section 2:
+
+.. math::
+    f_{i,k}(w) = \frac{1}{m_i}\sum_{j} \ell(h_k(x_j; w), y_j)
+                 + \frac{\rho}{2}\lVert w_{P_k}\rVert^2,
+    \qquad F_k = \sum_{i \in E_k} \frac{m_i}{M_k} f_{i,k}, \qquad
+    F_{\tilde\lambda} = \sum_k \tilde\lambda_k F_k .
+
+- Gradient noise :math:`\sigma^2_{i,k}` (Lemma 2): the variance of a minibatch gradient of
+  :math:`f_{i,k}` at batch size :math:`B` drawn with replacement (as the trainer does),
+  :math:`\frac1B \frac1{m_i}\sum_j \lVert g_j - \bar g\rVert^2`, from per-sample gradients
+  (``torch.func.vmap`` of ``grad``); the maximum over the points.
+- Gradient bound :math:`G_{i,k}`: the largest full-batch gradient norm over the points.
+- Smoothness :math:`L_k`: the largest Hessian eigenvalue of :math:`F_k` by power iteration
+  on Hessian-vector products; :math:`L = \max_k L_k`.
+- Strong convexity :math:`\mu` (of :math:`F_\lambda`), :math:`\tilde\mu` (of
+  :math:`F_{\tilde\lambda}`), :math:`\mu_k` (of :math:`F_k` on :math:`P_k`): the smallest
+  Hessian eigenvalue, by power iteration on :math:`cI - H` with :math:`c = 1.01\,L`
+  (all eigenvalues of :math:`cI - H` are then positive). ``None`` when it is not positive
+  (the objective is not strongly convex there). Hessians are taken at :math:`w_0`: exact
+  for quadratic losses, local otherwise.
+- Heterogeneity :math:`\Gamma = F_{\tilde\lambda}(\tilde w^*) - \sum_k \tilde\lambda_k \inf F_k`
+  from short gradient-descent solves (step :math:`1/L`) of :math:`F_{\tilde\lambda}` and each
+  :math:`F_k`; where the strong convexities are known the PL inequality
+  :math:`\inf F \ge F(\hat w) - \lVert\nabla F(\hat w)\rVert^2/(2\mu)` turns the solves into
+  certified upper bounds ``Gamma_upper`` and ``gap0_upper``.
+
+The strong convexity estimates are Rayleigh quotients, so they can only over-estimate the
+smallest eigenvalue; the power iteration runs to a relative tolerance and reports its
+iteration count.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike, NDArray
+from torch import Tensor
+from torch.func import functional_call, grad, vmap
+
+from .._validate import as_float_array, as_simplex
+from ..errors import CISInputError
+from .data import Dataset
+from .models import EarlyExitModel
+
+__all__ = ["EstimatedConstants", "estimate_constants", "power_iteration"]
+
+FloatArray = NDArray[np.float64]
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+# Shift of the power iteration for the smallest eigenvalue: c = (1 + margin) L keeps every
+# eigenvalue of cI - H positive even when the estimate of L is slightly low.
+_SHIFT_MARGIN = 0.01
+
+
+@dataclass(frozen=True)
+class EstimatedConstants:
+    r"""Constants estimated by :func:`estimate_constants`.
+
+    Attributes
+    ----------
+    L : float
+        :math:`\max_k L_k`.
+    L_exit : tuple of float
+        :math:`L_k`, the largest Hessian eigenvalue of :math:`F_k`.
+    mu_exit : tuple of (float or None)
+        Smallest Hessian eigenvalue of :math:`F_k` on :math:`P_k`.
+    mu, mu_t, L_t : float or None
+        Strong convexity of :math:`F_\lambda`, strong convexity and smoothness of
+        :math:`F_{\tilde\lambda}` (``None`` when not given ``lam``/``lt`` or not positive).
+    sigma2 : ndarray (N, K)
+        Minibatch gradient-noise variances :math:`\sigma^2_{i,k}` at ``batch_size``.
+    G : ndarray (N, K)
+        Gradient-norm bounds :math:`G_{i,k}`.
+    Gamma, gap0 : float or None
+        Heterogeneity :math:`\Gamma` and :math:`F_{\tilde\lambda}(w_0) - F_{\tilde\lambda}^*`
+        from the local solves (``None`` without ``lt``).
+    Gamma_upper, gap0_upper : float or None
+        Their PL-certified upper bounds (``None`` unless every needed :math:`\mu` exists).
+    batch_size : int or None
+        ``None`` = full batch (no noise).
+    lam, lt : tuple of float or None
+    power_iterations : int
+        Largest number of power iterations used by any eigenvalue estimate.
+    """
+
+    L: float
+    L_exit: tuple[float, ...]
+    mu_exit: tuple[float | None, ...]
+    mu: float | None
+    mu_t: float | None
+    L_t: float | None
+    sigma2: FloatArray
+    G: FloatArray
+    Gamma: float | None
+    Gamma_upper: float | None
+    gap0: float | None
+    gap0_upper: float | None
+    batch_size: int | None
+    lam: tuple[float, ...] | None
+    lt: tuple[float, ...] | None
+    power_iterations: int
+
+    def to_cis_constants(
+        self,
+        *,
+        T: int,
+        eta: float | None = None,
+        b: float | None = None,
+        gamma: float | None = None,
+        certified: bool = True,
+        gap0: float | None = None,
+        Gamma: float | None = None,
+        B_loss: float = 1.0,
+        delta: float = 0.05,
+        rademacher: ArrayLike | None = None,
+    ) -> Any:
+        r"""The :class:`cistheory.bounds.CISConstants` for :func:`cistheory.bounds.cis_bound`.
+
+        ``sigma`` is :math:`\sqrt{\sigma^2_{i,k}}` and ``G`` the per-pair bounds, both (N, K).
+        ``Gamma`` and ``gap0`` default to the certified upper bounds (``certified=True``)
+        or to the point estimates; explicit values override both.
+
+        Raises
+        ------
+        CISInputError
+            When :math:`\mu` or :math:`\tilde\mu` is unknown (not strongly convex), or the
+            requested :math:`\Gamma`/gap is not available.
+        """
+        from ..bounds import CISConstants
+
+        if self.mu is None:
+            raise CISInputError("mu", None, "F_lambda is not strongly convex (or lam not given)")
+        if self.mu_t is None or self.L_t is None:
+            raise CISInputError("mu_t", None, "F_lt is not strongly convex (or lt not given)")
+        gam = Gamma if Gamma is not None else (self.Gamma_upper if certified else self.Gamma)
+        g0 = gap0 if gap0 is not None else (self.gap0_upper if certified else self.gap0)
+        if gam is None:
+            raise CISInputError("Gamma", None, "no certified Gamma: give Gamma= or certified=False")
+        if g0 is None:
+            raise CISInputError("gap0", None, "no certified gap0: give gap0= or certified=False")
+        return CISConstants(
+            L=self.L,
+            mu=self.mu,
+            Gamma=float(gam),
+            sigma=np.sqrt(self.sigma2),
+            gap0=float(g0),
+            T=int(T),
+            mu_t=self.mu_t,
+            L_t=self.L_t,
+            G=self.G,
+            eta=eta,
+            b=b,
+            gamma=gamma,
+            B_loss=B_loss,
+            delta=delta,
+            rademacher=rademacher,
+        )
+
+
+def power_iteration(
+    matvec: Callable[[Tensor], Tensor],
+    v0: Tensor,
+    *,
+    iters: int = 200,
+    tol: float = 1e-8,
+) -> tuple[float, int]:
+    r"""Dominant eigenvalue of a symmetric operator by power iteration (Rayleigh quotient).
+
+    .. math:: v \leftarrow Av/\lVert Av\rVert, \qquad \hat\lambda = v^\top A v,
+
+    stopped when :math:`|\hat\lambda_{j} - \hat\lambda_{j-1}| \le` ``tol`` :math:`|\hat\lambda_j|`.
+
+    Examples
+    --------
+    >>> A = torch.diag(torch.tensor([3.0, 1.0], dtype=torch.float64))
+    >>> lam, _ = power_iteration(lambda v: A @ v, torch.ones(2, dtype=torch.float64))
+    >>> round(lam, 6)
+    3.0
+    """
+    v = v0 / v0.norm()
+    prev = math.inf
+    lam = 0.0
+    for j in range(1, int(iters) + 1):
+        w = matvec(v)
+        lam = float(v @ w)
+        nrm = float(w.norm())
+        if nrm == 0.0:
+            return 0.0, j
+        v = w / nrm
+        if abs(lam - prev) <= tol * abs(lam):
+            return lam, j
+        prev = lam
+    return lam, int(iters)
+
+
+class _Flat:
+    """The model's parameters as one flat vector, and the objectives as functions of it."""
+
+    def __init__(
+        self,
+        model: EarlyExitModel,
+        node_data: Sequence[Dataset],
+        frac: FloatArray,
+        loss_fn: LossFn,
+        rho: float,
+        dtype: torch.dtype,
+        chunk: int,
+    ) -> None:
+        self.model = model
+        self.names = [n for n, _ in model.named_parameters()]
+        params = dict(model.named_parameters())
+        self.shapes = [params[n].shape for n in self.names]
+        self.sizes = [params[n].numel() for n in self.names]
+        self.theta0 = torch.cat([params[n].detach().reshape(-1) for n in self.names]).to(dtype)
+        self.buffers = {n: b.detach() for n, b in model.named_buffers()}
+        self.k = model.n_exits
+        offs = np.cumsum([0, *self.sizes])
+        self.masks = []
+        for k in range(1, self.k + 1):
+            m = torch.zeros(self.theta0.numel(), dtype=torch.bool)
+            part = set(model.exit_parameter_names(k))
+            for j, n in enumerate(self.names):
+                if n in part:
+                    m[int(offs[j]) : int(offs[j + 1])] = True
+            self.masks.append(m)
+        self.data = [
+            (d.x.to(dtype) if d.x.is_floating_point() else d.x, _target(d.y, dtype))
+            for d in node_data
+        ]
+        self.frac = frac
+        self.loss_fn = loss_fn
+        self.rho = float(rho)
+        self.chunk = int(chunk)
+
+    def unflat(self, theta: Tensor) -> dict[str, Tensor]:
+        out = {}
+        for n, piece, shape in zip(
+            self.names, torch.split(theta, self.sizes), self.shapes, strict=True
+        ):
+            out[n] = piece.view(shape)
+        return out
+
+    def _out(self, theta: Tensor, x: Tensor, k: int) -> Tensor:
+        res: Tensor = functional_call(
+            self.model, (self.unflat(theta), self.buffers), (x,), {"exit": k}
+        )
+        return res
+
+    def _chunks(self, i: int) -> list[tuple[Tensor, Tensor]]:
+        x, y = self.data[i]
+        n = x.shape[0]
+        return [(x[s : s + self.chunk], y[s : s + self.chunk]) for s in range(0, n, self.chunk)]
+
+    def f(self, theta: Tensor, i: int, k: int) -> Tensor:
+        """:math:`f_{i,k}(\\theta)` (exit ``k`` 1-based)."""
+        m = self.data[i][0].shape[0]
+        tot = sum(self.loss_fn(self._out(theta, xb, k), yb).sum() for xb, yb in self._chunks(i))
+        reg = 0.5 * self.rho * (theta * self.masks[k - 1]).pow(2).sum()
+        return torch.as_tensor(tot) / m + reg
+
+    def F(self, theta: Tensor, weights: FloatArray) -> Tensor:
+        """:math:`\\sum_k w_k F_k(\\theta)`."""
+        total = theta.new_zeros(())
+        for k in range(self.k):
+            if weights[k] == 0:
+                continue
+            for i in np.flatnonzero(self.frac[:, k] > 0):
+                total = total + float(weights[k] * self.frac[i, k]) * self.f(theta, int(i), k + 1)
+        return total
+
+    def grad_F(self, theta: Tensor, weights: FloatArray) -> Tensor:
+        g: Tensor = grad(lambda th: self.F(th, weights))(theta)
+        return g
+
+    def hvp_F(self, theta: Tensor, weights: FloatArray, v: Tensor) -> Tensor:
+        # reverse-over-reverse: forward-mode AD would load torch's TorchScript decompositions
+        out: Tensor = grad(lambda th: self.grad_F(th, weights) @ v)(theta)
+        return out
+
+    def sample_moments(self, theta: Tensor, i: int, k: int) -> tuple[Tensor, float]:
+        """Mean per-sample loss gradient and mean squared deviation (population variance)."""
+
+        def one(th: Tensor, xj: Tensor, yj: Tensor) -> Tensor:
+            return self.loss_fn(self._out(th, xj[None], k), yj[None]).sum()
+
+        per = vmap(grad(one), in_dims=(None, 0, 0))
+        s1 = torch.zeros_like(theta)
+        s2 = 0.0
+        m = 0
+        for xb, yb in self._chunks(i):
+            g = per(theta, xb, yb)
+            s1 += g.sum(0)
+            s2 += float((g * g).sum())
+            m += g.shape[0]
+        mean = s1 / m
+        var = max(s2 / m - float(mean @ mean), 0.0)  # rounding below 0 only when var ~ 0
+        return mean, var
+
+
+def _target(y: Tensor, dtype: torch.dtype) -> Tensor:
+    return y.to(dtype) if y.is_floating_point() else y
+
+
+def _weights(x: ArrayLike | None, field: str, k: int) -> FloatArray | None:
+    if x is None:
+        return None
+    w = as_simplex(x, field)
+    if w.size != k:
+        raise CISInputError(field, w.tolist(), f"expected {k} weights (one per exit)")
+    return w
+
+
+def estimate_constants(
+    model: EarlyExitModel,
+    node_data: Sequence[Dataset],
+    q: ArrayLike,
+    *,
+    lam: ArrayLike | None = None,
+    lt: ArrayLike | None = None,
+    batch_size: int | None = 32,
+    weight_decay: float = 0.0,
+    loss_fn: LossFn | None = None,
+    n_points: int = 3,
+    radius: float | None = None,
+    power_iters: int = 300,
+    power_tol: float = 1e-9,
+    solve_steps: int = 200,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float64,
+    chunk: int = 512,
+) -> EstimatedConstants:
+    r"""Estimate :math:`\sigma^2_{i,k}, G_{i,k}, L, \mu, \tilde\mu, \tilde L, \Gamma` (see module).
+
+    Parameters
+    ----------
+    model : EarlyExitModel
+        Read through ``forward(x, exit)``, ``exit_parameter_names`` and ``loss``; a copy in
+        ``dtype`` and eval mode is used, the model itself is not changed.
+    node_data : sequence of Dataset
+        Node :math:`i`'s samples.
+    q : array (N, K)
+        Participation: defines :math:`E_k` and :math:`M_k`.
+    lam, lt : array (K,), optional
+        Serving shares and training weights (for :math:`\mu`, :math:`\tilde\mu`,
+        :math:`\tilde L`, :math:`\Gamma`). ``lt`` defaults to ``lam``.
+    batch_size : int or None
+        Minibatch size of the noise (with replacement); ``None`` = full batch.
+    weight_decay : float
+        :math:`\rho`, applied on :math:`P_k` as in the trainer.
+    loss_fn : callable, optional
+        Per-sample loss ``(output, y) -> (batch,)``; default ``model.loss(..., "none")``.
+    n_points : int
+        Points for :math:`\sigma^2` and :math:`G`: :math:`w_0` and ``n_points - 1`` random
+        points at distance ``radius`` (default :math:`\max(1, \lVert w_0\rVert)/2`).
+    power_iters, power_tol : int, float
+        Power-iteration budget and relative tolerance.
+    solve_steps : int
+        Gradient-descent steps of the local solves for :math:`\Gamma` (0 skips them).
+    generator : torch.Generator, optional
+        Random points and power-iteration starts (default: seeded with 0).
+
+    Examples
+    --------
+    >>> from cistheory.train.models import NestedLinear
+    >>> m = NestedLinear(2, (1, 2), n_classes=None, bias=False)
+    >>> x = torch.tensor([[1.0, 0.0], [0.0, 1.0]]); y = torch.zeros(2)
+    >>> est = estimate_constants(m, [Dataset(x, y)], [[0.5, 0.5]], lam=[0.5, 0.5],
+    ...                          batch_size=None, weight_decay=0.1)
+    >>> round(est.L, 6), round(est.mu, 6)   # H_1 = diag(0.6, 0), H_2 = diag(0.6, 0.6)
+    (0.6, 0.3)
+    """
+    n = len(node_data)
+    k_ex = model.n_exits
+    qa = as_float_array(q, "q", shape=(n, k_ex), nonneg=True)
+    if (qa > 1).any() or (qa.sum(axis=1) > 1 + 1e-12).any():
+        raise CISInputError("q", qa.tolist(), "rows must be probabilities summing to <= 1")
+    lam_w = _weights(lam, "lam", k_ex)
+    lt_w = _weights(lt, "lt", k_ex) if lt is not None else lam_w
+    if batch_size is not None and (int(batch_size) < 1):
+        raise CISInputError("batch_size", batch_size, "must be >= 1 or None")
+    if not weight_decay >= 0:
+        raise CISInputError("weight_decay", weight_decay, "must be >= 0")
+    if int(n_points) < 1:
+        raise CISInputError("n_points", n_points, "must be >= 1")
+    m = np.array([len(d) for d in node_data], dtype=np.float64)
+    if (m < 1).any():
+        i = int(np.argmin(m))
+        raise CISInputError(f"node_data[{i}]", 0, "every node needs at least one sample")
+    pop = qa > 0
+    mk = pop.T.astype(np.float64) @ m
+    frac = np.where(pop, m[:, None] / np.where(mk > 0, mk, 1.0)[None, :], 0.0)
+    for name, w in (("lam", lam_w), ("lt", lt_w)):
+        if w is not None and ((w > 0) & (mk == 0)).any():
+            k = int(np.argmax((w > 0) & (mk == 0)))
+            raise CISInputError(f"{name}[{k + 1}]", float(w[k]), "exit has no training population")
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+
+    work = copy.deepcopy(model).to(dtype).eval()
+    if loss_fn is None:
+        if not hasattr(work, "loss"):
+            raise CISInputError("loss_fn", None, "the model has no .loss; pass loss_fn")
+
+        def loss_fn(out: Tensor, y: Tensor) -> Tensor:
+            res: Tensor = work.loss(out, y, reduction="none")
+            return res
+
+    flat = _Flat(work, node_data, frac, loss_fn, weight_decay, dtype, chunk)
+    theta0 = flat.theta0
+    p_dim = theta0.numel()
+    iters_used = 0
+
+    def rand_dir(mask: Tensor | None = None) -> Tensor:
+        v = torch.randn(p_dim, generator=gen, dtype=torch.float64).to(dtype)
+        if mask is not None:
+            v = v * mask
+        return v
+
+    # ---- sigma^2 and G at the points
+    rad = float(radius) if radius is not None else 0.5 * max(1.0, float(theta0.norm()))
+    points = [theta0]
+    for _ in range(int(n_points) - 1):
+        d = rand_dir()
+        points.append(theta0 + rad * d / d.norm())
+    sigma2 = np.zeros((n, k_ex))
+    g_bound = np.zeros((n, k_ex))
+    for th in points:
+        for i in range(n):
+            for k in range(1, k_ex + 1):
+                mean, var = flat.sample_moments(th, i, k)
+                full = mean + flat.rho * th * flat.masks[k - 1]
+                g_bound[i, k - 1] = max(g_bound[i, k - 1], float(full.norm()))
+                if batch_size is not None and len(node_data[i]) > 1:
+                    sigma2[i, k - 1] = max(sigma2[i, k - 1], var / int(batch_size))
+
+    # ---- smoothness and strong convexity at theta0
+    def extreme(weights: FloatArray, mask: Tensor) -> tuple[float, float | None]:
+        nonlocal iters_used
+        top, it1 = power_iteration(
+            lambda v: flat.hvp_F(theta0, weights, v) * mask,
+            rand_dir(mask),
+            iters=power_iters,
+            tol=power_tol,
+        )
+        top = abs(top)
+        c = (1 + _SHIFT_MARGIN) * top
+        low_shift, it2 = power_iteration(
+            lambda v: c * v - flat.hvp_F(theta0, weights, v) * mask,
+            rand_dir(mask),
+            iters=power_iters,
+            tol=power_tol,
+        )
+        iters_used = max(iters_used, it1, it2)
+        low = c - low_shift
+        return top, (low if low > 0 else None)
+
+    l_exit: list[float] = []
+    mu_exit: list[float | None] = []
+    for k in range(k_ex):
+        e = np.zeros(k_ex)
+        e[k] = 1.0
+        if mk[k] == 0:
+            l_exit.append(0.0)
+            mu_exit.append(None)
+            continue
+        top, low = extreme(e, flat.masks[k])
+        l_exit.append(top)
+        mu_exit.append(low)
+    big_l = max(l_exit)
+
+    def support_mask(w: FloatArray) -> Tensor:
+        mask = torch.zeros(p_dim, dtype=torch.bool)
+        for k in np.flatnonzero(w > 0):
+            mask |= flat.masks[int(k)]
+        return mask.to(dtype)
+
+    mu = mu_t = l_t = None
+    if lam_w is not None:
+        _, mu = extreme(lam_w, support_mask(lam_w))
+    if lt_w is not None:
+        l_t, mu_t = extreme(lt_w, support_mask(lt_w))
+
+    # ---- Gamma and gap0 from local solves
+    gamma_hat = gamma_up = gap_hat = gap_up = None
+    if lt_w is not None and solve_steps > 0:
+        assert l_t is not None
+
+        def descend(weights: FloatArray, step_l: float, mask: Tensor) -> tuple[float, float]:
+            th = theta0.clone()
+            for _ in range(int(solve_steps)):
+                th = th - (1.0 / step_l) * flat.grad_F(th, weights) * mask
+            with torch.no_grad():
+                val = float(flat.F(th, weights))
+            gn = float((flat.grad_F(th, weights) * mask).norm())
+            return val, gn
+
+        f_t, gn_t = descend(lt_w, l_t, support_mask(lt_w))
+        with torch.no_grad():
+            f_t0 = float(flat.F(theta0, lt_w))
+        inf_sum = 0.0
+        inf_sum_low: float | None = 0.0
+        for k in (int(j) for j in np.flatnonzero(lt_w > 0)):
+            e = np.zeros(k_ex)
+            e[k] = 1.0
+            fk, gnk = descend(e, l_exit[k], flat.masks[k].to(dtype))
+            inf_sum += lt_w[k] * fk
+            if inf_sum_low is not None and mu_exit[k] is not None:
+                inf_sum_low += lt_w[k] * (fk - gnk**2 / (2 * mu_exit[k]))  # type: ignore[operator]
+            else:
+                inf_sum_low = None
+        gamma_hat = f_t - inf_sum
+        gap_hat = f_t0 - f_t
+        if mu_t is not None:
+            f_t_low = f_t - gn_t**2 / (2 * mu_t)
+            gap_up = f_t0 - f_t_low
+            if inf_sum_low is not None:
+                gamma_up = f_t - inf_sum_low
+    return EstimatedConstants(
+        L=big_l,
+        L_exit=tuple(l_exit),
+        mu_exit=tuple(mu_exit),
+        mu=mu,
+        mu_t=mu_t,
+        L_t=l_t,
+        sigma2=sigma2,
+        G=g_bound,
+        Gamma=gamma_hat,
+        Gamma_upper=gamma_up,
+        gap0=gap_hat,
+        gap0_upper=gap_up,
+        batch_size=None if batch_size is None else int(batch_size),
+        lam=None if lam_w is None else tuple(float(x) for x in lam_w),
+        lt=None if lt_w is None else tuple(float(x) for x in lt_w),
+        power_iterations=iters_used,
+    )

@@ -16,25 +16,34 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import CISInputError
-from .checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
-from .config import build_experiment, config_digest, load_config
-from .data import Dataset
-from .fedloop import LoopState, RoundRecord, exit_objectives, run_federated
-from .models import EarlyExitModel
+
+if TYPE_CHECKING:
+    from .data import Dataset
+    from .fedloop import RoundRecord
+    from .models import EarlyExitModel
+
+# torch and the trainer load inside the functions below, so that registering the
+# subcommand keeps ``cistheory --help`` fast.
 
 __all__ = ["register", "run_training"]
 
 _CHECKPOINT = "checkpoint.pt"
 
 
-@torch.no_grad()
 def _test_metrics(model: EarlyExitModel, test: Dataset, chunk: int = 512) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    with torch.no_grad():
+        return _test_metrics_nograd(model, test, chunk, np)
+
+
+def _test_metrics_nograd(
+    model: EarlyExitModel, test: Dataset, chunk: int, np: Any
+) -> dict[str, Any]:
     model.eval()
     k = model.n_exits
     correct = np.zeros(k)
@@ -54,6 +63,8 @@ def _test_metrics(model: EarlyExitModel, test: Dataset, chunk: int = 512) -> dic
 
 
 def _history_csv(history: list[RoundRecord], k: int) -> str:
+    import numpy as np
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(
@@ -102,6 +113,13 @@ def run_training(
     CISInputError
         ``resume`` without a checkpoint, or a checkpoint of another configuration.
     """
+    import numpy as np
+    import torch
+
+    from .checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+    from .config import build_experiment, config_digest
+    from .fedloop import LoopState, exit_objectives, run_federated
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     digest = config_digest(cfg)
@@ -177,6 +195,8 @@ def run_training(
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .config import load_config
+
     cfg = load_config(args.config)
     out = args.out or cfg.get("output") or str(Path("runs") / Path(args.config).stem)
     if args.stop_after is not None and args.stop_after < 1:

@@ -149,6 +149,23 @@ def test_json_config_and_rules(tmp_path: Path) -> None:
     assert "test_mse" in res
 
 
+def test_root_epoch_steps() -> None:
+    """Reference schedule: round(m_root / m_i) epochs of ceil(m_i / B) steps each."""
+    doc = {
+        "spec": "reference:80-15-5:tiny",
+        "data": {"samples": 4500, "test_samples": 10},
+        "train": {"tau": "root-epoch", "batch_size": 16, "rounds": 1},
+    }
+    exp = build_experiment(parse_config(doc))
+    # tiny: 3450 / 448 / 38 samples; epochs 1, round(7.70) = 8, round(90.8) = 91
+    assert [len(d) for d in exp.node_data] == [3450, 448, 448, 38, 38, 38, 38]
+    assert exp.fed.tau == (216, 8 * 28, 8 * 28, 91 * 3, 91 * 3, 91 * 3, 91 * 3)
+    with pytest.raises(CISInputError, match="root-epoch"):
+        parse_config(
+            {"spec": "reference:80-15-5", "train": {"tau": "root-epoch", "batch_size": None}}
+        )
+
+
 def test_config_errors(tmp_path: Path) -> None:
     base = {"spec": "reference:80-15-5"}
     with pytest.raises(CISInputError, match="spec"):

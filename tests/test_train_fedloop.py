@@ -73,6 +73,8 @@ def test_golden_two_rounds(vectorised: bool) -> None:
     #   node 0, exit 2: pred 1 + 2 = 3, r = -2, grad (a, b) = (-2, -4) -> Delta (2, 4)
     #   node 1, exit 1: pred 1, r = -2, grad a = -2 -> Delta (2, 0)
     #   server: a = 1 + (2 + 2)/2 = 3, b = 1 + 4/2 = 3
+    #   (node 1 starts from the broadcast a = 1, not from node 0's result: the reference
+    #   release's aliasing of the global model to a node's model would give a different a)
     # Round 1 from (3, 3):
     #   node 0: pred 9, r = 4, Delta (-4, -8); node 1: pred 3, r = 0, Delta 0
     #   server: a = 3 - 4/2 = 1, b = 3 - 8/2 = -1

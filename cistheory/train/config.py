@@ -12,7 +12,7 @@ import hashlib
 import json
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +205,10 @@ def fed_config(cfg: Mapping[str, Any]) -> FedConfig:
         kind, lr, gamma=float(tr.get("gamma", 1.0)), final=float(tr.get("final_lr", 0.0))
     )
     tau = tr.get("tau", 1)
+    if tau == "root-epoch":
+        if tr.get("batch_size", 32) is None:
+            raise CISInputError("train.tau", tau, "'root-epoch' needs a batch_size")
+        tau = 1  # per-node steps are set by build_experiment from the data sizes
     return FedConfig(
         rounds=tr.get("rounds", 10),
         tau=tau if isinstance(tau, int) else tuple(tau),
@@ -413,4 +417,28 @@ def build_experiment(cfg: Mapping[str, Any]) -> Experiment:
     model = _build_model(cfg, cis.n_exits, [*nodes, *([] if test is None else [test])])
     part = _participation(cfg, cis, sizes)
     lt, info = _rule(cfg, cis, part)
-    return Experiment(cis, model, nodes, test, part, lt, info, fed_config(cfg))
+    fed = fed_config(cfg)
+    if cfg["train"].get("tau") == "root-epoch":
+        assert fed.batch_size is not None
+        fed = replace(
+            fed, tau=root_epoch_steps(sizes, int(np.argmax(cis.parent < 0)), fed.batch_size)
+        )
+    return Experiment(cis, model, nodes, test, part, lt, info, fed)
+
+
+def root_epoch_steps(sizes: np.ndarray, root: int, batch_size: int) -> tuple[int, ...]:
+    r"""Local steps of the reference schedule: every node takes about one root epoch.
+
+    Node :math:`i` runs :math:`\mathrm{round}(m_{root} / m_i)` local epochs of
+    :math:`\lceil m_i / B \rceil` steps (``docs/theory.md``, Section 7).
+
+    Examples
+    --------
+    >>> root_epoch_steps(np.array([15000.0, 7500.0, 3750.0]), 0, 128)
+    (118, 118, 120)
+    """
+    m = np.asarray(sizes, dtype=np.float64)
+    if not (m > 0).all():
+        raise CISInputError("data", m.tolist(), "'root-epoch' steps need data on every node")
+    epochs = np.maximum(np.round(m[root] / m), 1)
+    return tuple(int(e * np.ceil(v / batch_size)) for e, v in zip(epochs, m, strict=True))

@@ -56,7 +56,14 @@ class QuadraticExits:
         """``argmin sum_k weights_k F_k`` (closed form)."""
         H = self.hessian(weights)
         h = np.einsum("k,kde,ke->d", weights, self.A, self.c)
-        return np.asarray(np.linalg.solve(H, h), dtype=np.float64)
+        # h lies in range(H) (each A_k c_k is in range(A_k)); lstsq gives the minimiser of
+        # least norm when H is singular (F_lambda ignoring the head of an unserved exit)
+        return np.asarray(np.linalg.lstsq(H, h, rcond=None)[0], dtype=np.float64)
+
+    def pl_constant(self, weights: np.ndarray) -> float:
+        """PL constant of the quadratic: its smallest positive Hessian eigenvalue."""
+        ev = np.linalg.eigvalsh(self.hessian(weights))
+        return float(ev[ev > 1e-9 * ev[-1]][0])
 
     def gap(self, weights: np.ndarray, w: np.ndarray) -> float:
         """``sum_k weights_k F_k(w) - min``, as ``0.5 r^T H r`` (no cancellation)."""
@@ -80,6 +87,23 @@ def random_quadratic_exits(rng: np.random.Generator, k: int, d: int) -> Quadrati
     A = np.stack([random_spd(rng, d, rng.uniform(0.02, 0.3), rng.uniform(0.5, 3.0)) for _ in
                   range(k)])
     c = rng.normal(size=(k, d)) * rng.uniform(0.1, 3.0)
+    return QuadraticExits(A=A, c=c)
+
+
+def random_headed_exits(rng: np.random.Generator, k: int, shared: int) -> QuadraticExits:
+    """Exits sharing ``shared`` trunk coordinates, each with one private head coordinate.
+
+    ``F_k`` reads only the trunk and head ``k``; with ``lambda_k = 0`` the target ignores head
+    ``k`` and is PL but not strongly convex (Remark 1 of Section 4.9).
+    """
+    d = shared + k
+    A = np.zeros((k, d, d))
+    c = rng.normal(size=(k, d)) * rng.uniform(0.1, 3.0)
+    for j in range(k):
+        idx = [*range(shared), shared + j]
+        A[j][np.ix_(idx, idx)] = random_spd(rng, len(idx), rng.uniform(0.02, 0.3),
+                                            rng.uniform(0.5, 3.0))
+        c[j, [i for i in range(shared, d) if i != shared + j]] = 0.0
     return QuadraticExits(A=A, c=c)
 
 
@@ -220,11 +244,20 @@ def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], li
 
     for _ in range(instances):
         k, d = int(rng.integers(2, 5)), int(rng.integers(1, 5))
-        P = random_quadratic_exits(rng, k, d)
-        lam, lt = _weights(rng, k)
+        headed = rng.random() < 0.25
+        if headed:
+            P = random_headed_exits(rng, k, int(rng.integers(1, 3)))
+            d = P.A.shape[1]
+            lt = random_simplex(rng, k, min_weight=0.01)
+            lam = random_simplex(rng, k)
+            lam[rng.integers(0, k)] = 0.0  # an unserved exit: F_lam is PL only
+            lam /= lam.sum()
+        else:
+            P = random_quadratic_exits(rng, k, d)
+            lam, lt = _weights(rng, k)
         L = P.L
-        H_lam, H_lt = P.hessian(lam), P.hessian(lt)
-        mu = float(np.linalg.eigvalsh(H_lam)[0])
+        H_lt = P.hessian(lt)
+        mu = P.pl_constant(lam)
         mu_t = float(np.linalg.eigvalsh(H_lt)[0])
         w_t = P.minimiser(lt)
         F_lt_star = P.mixed(lt, w_t)

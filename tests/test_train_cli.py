@@ -8,6 +8,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -147,6 +148,19 @@ def test_json_config_and_rules(tmp_path: Path) -> None:
     assert res["history"][0]["lt"] == pytest.approx([1 / 3] * 3, rel=1e-12)
     assert res["history"][5]["lt"] != res["history"][0]["lt"]
     assert "test_mse" in res
+
+
+def test_bound_optimal_rule_from_convex() -> None:
+    pytest.importorskip("convex")
+    doc = {
+        "spec": "reference:80-15-5",
+        "data": {"samples": 700, "test_samples": 10},
+        "rule": {"name": "bound-optimal", "sigma": [0.00374, 0.00224, 0.00101]},
+    }
+    exp = build_experiment(parse_config(doc))
+    assert isinstance(exp.lt, np.ndarray) and exp.lt.shape == (3,)
+    # on the simplex, to float64 rounding of the solver's normalisation
+    assert abs(float(exp.lt.sum()) - 1.0) < 1e-9 and (exp.lt > 0).all()
 
 
 def test_root_epoch_steps() -> None:

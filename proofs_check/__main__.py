@@ -35,18 +35,19 @@ def main(argv: list[str] | None = None) -> int:
         out["instances"] = args.instances
         print(json.dumps(out, indent=1))
         return 0 if report.passed else 1
-    head = ("statement", "step", "kind", "inst", "worst slack", "verdict")
+    head = ("statement", "check", "kind", "inst", "worst slack", "verdict", "step")
     rows: list[tuple[str, ...]] = [
         (c.statement, c.name, c.kind, str(c.instances), _fmt(c.worst_slack),
-         "ok" if c.passed else "FAIL")
+         "ok" if c.passed else "FAIL", c.step)
         for c in report.checks
     ]
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head) - 1)]
+    widths.append(0)  # the step text is last and not padded
     line = "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))
     print(line)
     print("-" * len(line))
     for r in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
     print()
     print("tightness (bound / actual)")
     thead = ("statement", "bound", "inst", "median", "worst", "best")

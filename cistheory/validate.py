@@ -28,7 +28,7 @@ half-width) is compared with Theorem 1(c) with :math:`E[e_t]` from Theorem 2.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -376,15 +376,13 @@ class ValidationResult:
     config: dict[str, Any]
     runs: list[RunResult]
     checks: dict[str, bool]
-    details: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        """``{"config", "runs", "checks", "details"}``, JSON-ready."""
+        """``{"config", "runs", "checks"}``, JSON-ready."""
         return {
             "config": self.config,
             "runs": [r.as_dict() for r in self.runs],
             "checks": self.checks,
-            "details": self.details,
         }
 
     def to_json(self, indent: int | None = None) -> str:

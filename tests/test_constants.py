@@ -183,6 +183,22 @@ def test_to_cis_constants(case: tuple[EstimatedConstants, _Closed]) -> None:
     assert cc.mu == est.mu and cc.mu_t == est.mu_t and cc.L_t == est.L_t
 
 
+def test_constants_feed_the_full_bound(case: tuple[EstimatedConstants, _Closed]) -> None:
+    from cistheory import CIS, explicit
+    from cistheory.bounds import cis_bound
+
+    est, _ = case
+    # a chain leaf -> middle -> root serving (0.6, 0.3, 0.1) = LAM, with the test's data sizes
+    cis = CIS.build(parent=[-1, 0, 1], capacity=[3, 2, 1], arrival=[0, 0, 1],
+                    forward=[0, 0.1, 0.4], data=[30, 20, 12])
+    np.testing.assert_allclose(cis.lam, LAM, rtol=0, atol=1e-15)
+    part = explicit(cis, Q)
+    assert est.L_t is not None and est.mu_t is not None
+    terms = cis_bound(cis, part, LT, est.to_cis_constants(T=50, eta=0.5 / est.L_t))
+    assert terms.bias > 0 and terms.optimisation > 0
+    assert terms.total <= terms.total_split
+
+
 def test_more_points_only_raise_bounds() -> None:
     model, data = _setup()
     one = estimate_constants(model, data, Q, batch_size=BATCH, weight_decay=RHO, n_points=1,

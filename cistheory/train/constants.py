@@ -40,7 +40,6 @@ import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -49,6 +48,7 @@ from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
 from .._validate import as_float_array, as_simplex
+from ..bounds import CISConstants
 from ..errors import CISInputError
 from .data import Dataset
 from .models import EarlyExitModel
@@ -124,7 +124,7 @@ class EstimatedConstants:
         B_loss: float = 1.0,
         delta: float = 0.05,
         rademacher: ArrayLike | None = None,
-    ) -> Any:
+    ) -> CISConstants:
         r"""The :class:`cistheory.bounds.CISConstants` for :func:`cistheory.bounds.cis_bound`.
 
         ``sigma`` is :math:`\sqrt{\sigma^2_{i,k}}` and ``G`` the per-pair bounds, both (N, K).
@@ -137,8 +137,6 @@ class EstimatedConstants:
             When :math:`\mu` or :math:`\tilde\mu` is unknown (not strongly convex), or the
             requested :math:`\Gamma`/gap is not available.
         """
-        from ..bounds import CISConstants
-
         if self.mu is None:
             raise CISInputError("mu", None, "F_lambda is not strongly convex (or lam not given)")
         if self.mu_t is None or self.L_t is None:

@@ -77,6 +77,19 @@ def _qol_epigraph(t: Any, num: Any, den: Any) -> Any:
     return cp.SOC(t + den, cp.vstack([2 * num, t - den]), axis=0)
 
 
+def _fix_rows(q: FloatArray, q_min: float) -> FloatArray:
+    """Scale the above-floor part of rows summing above 1 (interior-point round-off ~1e-9)."""
+    q = np.maximum(q, 0.0)
+    rows = q.sum(axis=1)
+    over = rows > 1
+    if over.any():
+        floor = np.where(q > 0, np.minimum(q, q_min), 0.0)[over]
+        extra = q[over] - floor
+        room = 1.0 - floor.sum(axis=1)
+        q[over] = floor + extra * (room / extra.sum(axis=1))[:, None]
+    return q
+
+
 def _scale(*arrays: ArrayLike) -> float:
     m = max(float(np.max(np.abs(np.asarray(a, dtype=np.float64)), initial=0.0)) for a in arrays)
     return m if m > 0 else 1.0
@@ -236,6 +249,7 @@ class QProgram:
         q = np.zeros(self.shape)
         q[self.rows, self.cols] = np.maximum(np.asarray(self.q.value), float(q_min))
         q[rows_fixed, self.fixed[rows_fixed]] = 1.0
+        q = _fix_rows(q, float(q_min))
         with np.errstate(divide="ignore", invalid="ignore"):
             obj = float(np.where(ca > 0, ca / q, 0.0).sum())
         rho = float(self.budget_con.dual_value) * s if self.with_budget else 0.0
@@ -361,5 +375,6 @@ class JointProgram:
         q = np.zeros(self.shape)
         q[self.rows, self.cols] = np.maximum(np.asarray(self.q.value), float(q_min))
         q[rows_fixed, self.fixed[rows_fixed]] = 1.0
+        q = _fix_rows(q, float(q_min))
         obj = float(self.prob.value) * s - a
         return JointCvxResult(lt=x, q=q, objective=obj, status=str(self.prob.status))

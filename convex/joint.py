@@ -101,6 +101,7 @@ def joint_objective(
     wa = np.asarray(w, dtype=np.float64)
     need = lam_a > 0
     chi2 = float(np.sum(np.where(need, lam_a**2 / np.where(need, x, 1.0), 0.0)) - 1.0)
+    # a pair with x_k = 0 contributes 0 (the closure of x^2/q at the origin)
     live = (wa > 0) & (x[None, :] > 0)
     with np.errstate(divide="ignore"):
         var = float(np.sum(np.asarray(v_fixed) * x**2)) + float(
@@ -118,8 +119,10 @@ def _lower_bound(
     need = lam > 0
     v = _v_of_q(v_fixed, w, q)
     gx = np.where(need, -a * lam**2 / np.where(need, x, 1.0) ** 2, 0.0) + 2 * b * x * v
-    live = free & (w > 0)
-    gq = np.where(live, -b * w * x[None, :] ** 2 / np.where(live, q, 1.0) ** 2, 0.0)
+    # d/dq of x^2/q; at x_k = q = 0 the closure of x^2/q has the subgradient 0, which keeps
+    # the linearisation a valid lower bound
+    live = free & (w > 0) & (q > 0)
+    gq = np.where(live, -b * w * (x[None, :] / np.where(live, q, 1.0)) ** 2, 0.0)
     gq = np.where(free, gq, 0.0)
     k = x.size
     lin_x = lt_min * gx.sum() + (1 - k * lt_min) * gx.min()
@@ -176,7 +179,8 @@ def solve_joint(
     method : {"fast", "cvxpy"}
         Alternating exact block solvers with a certified gap, or :class:`convex.cvx.JointProgram`.
     gap_rtol : float
-        Stop when ``gap <= gap_rtol * max(objective, tiny)`` (fast path).
+        Stop when ``gap <= gap_rtol * objective + 1e-14 * (a + b * (max w + max v_fixed))``
+        (fast path; the absolute part is rounding of a near-zero objective).
     max_iter : int
         Alternation cap; the result then has status ``"max_iter"`` and its gap.
 
@@ -218,6 +222,17 @@ def solve_joint(
     if budget is not None and cost_a is not None:
         rows_f = np.flatnonzero(fx >= 0)
         budget_left = float(budget) - float(cost_a[fx[rows_f]].sum())
+    if b == 0:
+        # no variance term: lt solves the chi2 problem alone; q (which then does not enter J)
+        # is chosen to minimise V at that lt as a tie-break
+        lres = optimal_lt(lam_a, np.zeros(k), a, 0.0, lt_min=lt_min)
+        q = optimal_q(wa * lres.lt[None, :] ** 2, el, cost=cost_a, budget=budget, q_min=q_min,
+                      fixed=fx).q
+        return JointResult(
+            lt=lres.lt, q=q, objective=lres.objective, terms=dict(lres.terms),
+            lower_bound=lres.dual, gap=lres.gap, method="fast", status="optimal",
+            iterations=0,
+        )
     x = np.full(k, 1.0 / k)
     status = "max_iter"
     lb = -np.inf
@@ -225,8 +240,22 @@ def solve_joint(
     qres = optimal_q(b * wa * x[None, :] ** 2, el, cost=cost_a, budget=budget, q_min=q_min,
                      fixed=fx)
     q = qres.q
+    has_pairs = (wa > 0).any(axis=0)
+    # absolute floor of the stopping test: rounding of J, whose terms are at most of the
+    # order of a and b (max w + max v_fixed) / q_min-free rows; matters only when J* ~ 0
+    atol = 1e-14 * (a + b * (float(wa.max(initial=0.0)) + float(vf.max(initial=0.0))))
     for it in range(1, max_iter + 1):  # noqa: B007 - reported
-        lres = optimal_lt(lam_a, _v_of_q(vf, wa, q), a, b, lt_min=lt_min)
+        v = _v_of_q(vf, wa, q)
+        dead = has_pairs & ~((wa > 0) & (q > 0)).any(axis=0)
+        if dead.any():
+            # an exit at weight 0 got q = 0 (its c is 0), so v_k = infinity would keep it at 0
+            # for ever: price it with the q it would get at a small positive weight instead
+            probe = x.copy()
+            probe[dead] = 1e-3 * max(float(x.max()), 1.0 / k)
+            qp = optimal_q(b * wa * probe[None, :] ** 2, el, cost=cost_a, budget=budget,
+                           q_min=q_min, fixed=fx).q
+            v[dead] = _v_of_q(vf, wa, qp)[dead]
+        lres = optimal_lt(lam_a, v, a, b, lt_min=lt_min)
         x = lres.lt
         qres = optimal_q(b * wa * x[None, :] ** 2, el, cost=cost_a, budget=budget, q_min=q_min,
                          fixed=fx)
@@ -235,7 +264,7 @@ def solve_joint(
         lb = max(lb, _lower_bound(lam_a, vf, wa, a, b, x, q, free, q_min, lt_min, cost_a,
                                   budget_left, rho))
         obj = joint_objective(lam_a, vf, wa, a, b, x, q)[0]
-        if obj - lb <= gap_rtol * max(abs(obj), 1e-300):
+        if obj - lb <= gap_rtol * abs(obj) + atol:
             status = "optimal"
             break
     else:

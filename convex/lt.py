@@ -60,6 +60,9 @@ _MAX_INNER = 100
 # Relative accuracy of each root: rounding in -s^2/x^2 + 2 beta x leaves a Newton step of
 # a few ulps of x at the root, so ask for 50 ulps (1e-14) and stop there.
 _RTOL = 1e-14
+# Smallest positive serving share accepted: a lam_k below 1e-100 would put a lam_k^2 and
+# the multiplier near the underflow threshold of double precision (use 0 instead).
+_LAM_MIN = 1e-100
 # Relative accuracy of S(nu) = 1: a sum of K roots each accurate to 1e-14 (see _RTOL).
 _S_RTOL = 1e-13
 
@@ -113,6 +116,11 @@ def _check_inputs(
             raise CISInputError(name, val, "must be a finite number >= 0")
     if not a + b > 0:
         raise CISInputError("a, b", (a, b), "at least one of a and b must be > 0")
+    tiny = (lam_a > 0) & (lam_a < _LAM_MIN)
+    if tiny.any():
+        j = int(np.argmax(tiny))
+        raise CISInputError(f"lam[{j + 1}]", float(lam_a[j]),
+                            f"serving shares must be 0 or >= {_LAM_MIN} (double-precision range)")
     k = lam_a.size
     if lt_min * k > 1 + 1e-12:
         raise CISInputError("lt_min", lt_min, f"K * lt_min = {lt_min * k!r} > 1: no feasible lt")
@@ -251,6 +259,10 @@ def _fast(lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float) -> 
             target = 1.0 - n_free * lt_min
             # g_k(1) gives x_k(nu) >= 1 for that k, hence S(nu) >= 1: a start right of the root
             nu = float(np.min(-(al**2) + 2 * be))
+            if nu >= 0 and unbounded_at_0:
+                # g_k(1) = -s_k^2 rounded to -0: x_k(nu) = s_k / sqrt(-nu) >= 1 at nu = -s_k^2
+                nu = -max(float(np.max(np.where(be == 0, al, 0.0))) ** 2,
+                          np.finfo(float).smallest_normal)
             x, dx = _x_of_nu(nu, al, be, lt_min)
             for iters in range(1, _MAX_OUTER + 1):  # noqa: B007 - iters is reported
                 s = float(x.sum())

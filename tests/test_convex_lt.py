@@ -22,7 +22,8 @@ FAST_RTOL = 1e-10
 def lt_problems(draw: st.DrawFn, k_max: int = 8) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Serving shares on the simplex (some exits may serve nothing), v >= 0, a, b."""
     k = draw(st.integers(2, k_max))
-    raw = np.array(draw(st.lists(st.floats(0.0, 1.0), min_size=k, max_size=k)))
+    raw = np.array(draw(st.lists(st.one_of(st.just(0.0), st.floats(1e-6, 1.0)), min_size=k,
+                                  max_size=k)))
     raw[0] += 0.05  # some exit serves requests
     lam = raw / raw.sum()
     v = np.array(draw(st.lists(st.floats(0.01, 10.0), min_size=k, max_size=k)))

@@ -230,3 +230,15 @@ def test_local_variance_bound_validates() -> None:
     assert info.value.field == "beta[0, 0]"
     with pytest.raises(CISInputError):
         local_sgd.local_variance_bound([[1.5]], [[0.5]], [1.0], [1.0], tau=1, eta=0.1, L=1.0)
+
+
+def test_local_bound_diminishing_matches_its_docstring_formula() -> None:
+    tau, b, gamma, L_t, mu_t, V, gap0, G, L = 3, 2.0, 30.0, 1.0, 0.5, 0.7, 2.0, 1.2, 1.5
+    alpha0 = tau * b / gamma
+    C = L_t * V / 2 + 3 * local_sgd.drift_factor(tau) / (4 * tau**2) * L**2 * G**2 * alpha0
+    nu = max((tau * b) ** 2 * C / (tau * b * mu_t / 2 - 1), gamma * gap0)
+    ts = np.arange(50)
+    got = local_sgd.local_sgd_bound(ts, tau=tau, L_t=L_t, mu_t=mu_t, V=V, gap0=gap0, G=G, L=L,
+                                    b=b, gamma=gamma)
+    # same float64 expression evaluated in the same order: a few ulps
+    np.testing.assert_allclose(got, nu / (gamma + ts), rtol=1e-14)

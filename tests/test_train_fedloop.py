@@ -355,6 +355,7 @@ def test_batchnorm_buffers_are_data_weighted_means() -> None:
         for n, b in local.named_buffers():
             if n in model.exit_buffer_names(1) and b.is_floating_point():
                 expected[n] = expected.get(n, 0) + len(d) / 8 * b.detach()
+    model.eval()  # clients train in training mode whatever mode the global model is in
     res = run_federated(
         model, nodes, q, [1.0, 0.0, 0.0], FedConfig(rounds=1, batch_size=None, init_seed=None)
     )

@@ -131,7 +131,8 @@ class FedConfig:
     selection_seed, batch_seed : int
         Seeds of the exit-selection (numpy) and minibatch (torch) generators.
     init_seed : int or None
-        Re-initialise the model from this seed before round 0; ``None`` keeps its values.
+        Re-initialise the model from this seed before round 0; ``None`` (the default)
+        keeps the values it has (models are initialised from a seeded generator).
     vectorised : bool
         Run the clients of each exit with ``vmap`` (buffer-free models only).
     eval_every : int
@@ -149,7 +150,7 @@ class FedConfig:
     aggregation: str = "unbiased"
     selection_seed: int = 0
     batch_seed: int = 1
-    init_seed: int | None = 0
+    init_seed: int | None = None
     vectorised: bool = False
     eval_every: int = 0
 
@@ -366,6 +367,7 @@ def _local_loop(
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """One node's local SGD on exit ``k`` with torch.optim.SGD; returns (Delta, buffers)."""
     worker.load_state_dict(model.state_dict())
+    worker.train()
     names = model.exit_parameter_names(k)
     params = dict(worker.named_parameters())
     opt = torch.optim.SGD(

@@ -22,6 +22,7 @@ from .bounds import (
     variance_exact,
 )
 from .errors import CISInputError
+from .local_sgd import drift_factor, local_sgd_bound, local_variance_bound
 from .participation import (
     EffectiveObjective,
     Participation,
@@ -78,6 +79,7 @@ __all__ = [
     "cis_to_spec",
     "deepest_exit",
     "dirichlet_label_split",
+    "drift_factor",
     "effective_objective",
     "equal",
     "explicit",
@@ -87,6 +89,8 @@ __all__ = [
     "inverse_variance",
     "linear_rademacher",
     "load_spec",
+    "local_sgd_bound",
+    "local_variance_bound",
     "node_depths",
     "normalise",
     "parse_spec",

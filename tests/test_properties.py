@@ -36,6 +36,7 @@ def trees(draw: st.DrawFn, max_nodes: int = 9, mode: str | None = None) -> dict:
         rates = {"forward": fwd}
     else:
         svc = [draw(st.one_of(st.just(np.inf), st.floats(0, 10))) for _ in range(n)]
+        svc[0] = draw(st.one_of(st.just(np.inf), st.floats(0.5, 10)))  # something is served
         rates = {"service": svc}
     return dict(parent=parent, capacity=cap, arrival=arrival, data=data, n_exits=k, **rates)
 

@@ -55,10 +55,11 @@ __all__ = [
 FloatArray = NDArray[np.float64]
 
 # Slope tolerance: Theorem 2's diminishing step gives E[e_t] = Theta(1/t) once the
-# transient (gamma/(gamma+t))^(2 b mu) has died out; on the recorded tail the O(1/t^2)
-# corrections and Monte-Carlo noise of the mean over seeds move the fitted log-log
-# exponent by a few hundredths in the configurations below. 0.15 allows for that, and still
-# rejects the 1/sqrt(t) of a non-strongly-convex rate or the 0 of a floor.
+# transient (gamma/(gamma+t))^(2 b mu) has died out; on the recorded tail (t >= T/4) the
+# O(1/t^2) corrections and the Monte-Carlo noise of the mean over seeds move the fitted
+# log-log exponent: over six problem seeds the --quick configuration (400 seeds, 3000
+# rounds) fitted -0.93 to -1.09. 0.15 allows for that and still rejects the exponent 0 of
+# a floor or -1/2 of a non-strongly-convex rate.
 SLOPE_TOL = 0.15
 
 # At t = 0 the measured error is exact (no randomness yet) and on isotropic problems with
@@ -134,7 +135,7 @@ class ValidationConfig:
     fixed_step: float = 0.5
     b_factor: float = 2.0
     ball: float = 2.0
-    tail: float = 0.1
+    tail: float = 0.25
     whiten: bool = False
     seed: int = 20240601
     chunk: int = 200

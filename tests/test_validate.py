@@ -224,3 +224,14 @@ def test_cli_json_and_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 def test_table_output(small: ValidationResult) -> None:
     text = format_table(small)
     assert "under_bound" in text and "serving-rate" in text
+
+
+def test_validate_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cistheory.validate, cistheory.validate_cli; "
+        "sys.exit(1 if 'torch' in sys.modules else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

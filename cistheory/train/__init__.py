@@ -12,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .constants import EstimatedConstants, estimate_constants, power_iteration
     from .data import (
         Dataset,
         NodeData,
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
         synthetic_regression,
         synthetic_task,
     )
+    from .evaluate import CISEvaluation, assign_arrivals, evaluate_cis, normalised_entropy
     from .fedloop import (
         FedConfig,
         LoopState,
@@ -44,11 +46,13 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
+    "CISEvaluation": "evaluate",
     "Dataset": "data",
     "EarlyExitCNN": "models",
     "EarlyExitMLP": "models",
     "EarlyExitModel": "models",
     "EarlyExitResNet18": "models",
+    "EstimatedConstants": "constants",
     "FedConfig": "fedloop",
     "LoopState": "fedloop",
     "NestedLinear": "models",
@@ -57,10 +61,15 @@ _LAZY = {
     "StepSchedule": "fedloop",
     "SyntheticTask": "data",
     "TrainResult": "fedloop",
+    "assign_arrivals": "evaluate",
     "digits": "data",
     "dirichlet_split": "data",
+    "estimate_constants": "constants",
+    "evaluate_cis": "evaluate",
     "exit_objectives": "fedloop",
     "load_cifar": "data",
+    "normalised_entropy": "evaluate",
+    "power_iteration": "constants",
     "run_federated": "fedloop",
     "select_exits": "fedloop",
     "split_by_sizes": "data",
@@ -71,11 +80,13 @@ _LAZY = {
 }
 
 __all__ = [
+    "CISEvaluation",
     "Dataset",
     "EarlyExitCNN",
     "EarlyExitMLP",
     "EarlyExitModel",
     "EarlyExitResNet18",
+    "EstimatedConstants",
     "FedConfig",
     "LoopState",
     "NestedLinear",
@@ -84,10 +95,15 @@ __all__ = [
     "StepSchedule",
     "SyntheticTask",
     "TrainResult",
+    "assign_arrivals",
     "digits",
     "dirichlet_split",
+    "estimate_constants",
+    "evaluate_cis",
     "exit_objectives",
     "load_cifar",
+    "normalised_entropy",
+    "power_iteration",
     "run_federated",
     "select_exits",
     "split_by_sizes",

@@ -241,6 +241,9 @@ class DesignResult:
         certificate is its solver status).
     A, B : float
     policy : str
+    iterations : int
+        Alternations of the joint solver (Newton steps of the weights solver when every node
+        is fixed; -1 for cvxpy).
     bound : BoundTerms
         :func:`cistheory.bounds.cis_bound` at the design (tight form in ``total``).
     """
@@ -254,6 +257,7 @@ class DesignResult:
     A: float
     B: float
     policy: str
+    iterations: int
     bound: BoundTerms = field(repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -261,7 +265,8 @@ class DesignResult:
         return {
             "policy": self.policy, "lt": self.lt.tolist(), "q": self.q.tolist(),
             "objective": self.objective, "terms": dict(self.terms), "status": self.status,
-            "gap": self.gap, "A": self.A, "B": self.B, "bound": self.bound.as_dict(),
+            "gap": self.gap, "A": self.A, "B": self.B, "iterations": self.iterations,
+            "bound": self.bound.as_dict(),
         }
 
 
@@ -324,12 +329,12 @@ def design(
             raise CISInputError("budget", budget, "infeasible: the fixed rows already cost "
                                 f"{float(cost_a[el.fixed].sum())!r}")
         lres = optimal_lt(d.lam, d.v_fixed, a, b, method=method, lt_min=lt_min)
-        lt, q, status, gap = lres.lt, q_fixed, lres.status, lres.gap
+        lt, q, status, gap, iters = lres.lt, q_fixed, lres.status, lres.gap, lres.iterations
     else:
         jres = solve_joint(d.lam, d.v_fixed, d.w, el.eligible, a, b, fixed=el.fixed,
                            lt_min=lt_min, q_min=q_min, cost=cost_a, budget=budget,
                            method=method)
-        lt, q, status, gap = jres.lt, jres.q, jres.status, jres.gap
+        lt, q, status, gap, iters = jres.lt, jres.q, jres.status, jres.gap, jres.iterations
     _, t_chi, t_var = joint_objective(d.lam, d.v_fixed, d.w, a, b, lt, q)
     terms = {"generalization": d.generalization, "bias": t_chi, "variance": t_var,
              "optimisation_constant": c0}
@@ -337,7 +342,7 @@ def design(
     bound = cis_bound(cis, part, lt, const)
     return DesignResult(
         lt=lt, q=q, objective=float(sum(terms.values())), terms=terms, status=status,
-        gap=float(gap), A=a, B=b, policy=el.name, bound=bound,
+        gap=float(gap), A=a, B=b, policy=el.name, iterations=int(iters), bound=bound,
     )
 
 

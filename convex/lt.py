@@ -18,8 +18,9 @@ and :math:`g_k` is increasing and concave on :math:`(0, \infty)`. Its inverse
 :math:`x_k(\nu) = \max(x_{\min}, g_k^{-1}(\nu))` is increasing and convex in :math:`\nu`, so
 :math:`S(\nu) = \sum_k x_k(\nu)` is convex increasing and Newton's method on
 :math:`S(\nu) = 1` started right of the root never overshoots it. Each :math:`g_k^{-1}(\nu)`
-is found by Newton's method started left of the root (monotone for a concave function),
-from a bracket known in closed form; everything is vectorised over :math:`k`.
+is the positive root of a cubic, in closed form (Cardano's formula or its trigonometric
+form, written without cancellation) polished by one Newton step; everything is vectorised
+over :math:`k`.
 
 Exits with :math:`\alpha_k = 0` have :math:`x_k(\nu) = \max(x_{\min}, \nu / (2\beta_k))`;
 exits with :math:`\alpha_k = \beta_k = 0` do not enter the objective ("free" exits): they get
@@ -56,15 +57,16 @@ _log = logging.getLogger(__name__)
 # Newton on the multiplier converges quadratically; 200 steps is far above what any test or
 # benchmark needs (< 30) and only guards against a non-terminating loop.
 _MAX_OUTER = 200
-_MAX_INNER = 100
-# Relative accuracy of each root: rounding in -s^2/x^2 + 2 beta x leaves a Newton step of
-# a few ulps of x at the root, so ask for 50 ulps (1e-14) and stop there.
-_RTOL = 1e-14
 # Smallest positive serving share accepted: a lam_k below 1e-100 would put a lam_k^2 and
 # the multiplier near the underflow threshold of double precision (use 0 instead).
 _LAM_MIN = 1e-100
-# Relative accuracy of S(nu) = 1: a sum of K roots each accurate to 1e-14 (see _RTOL).
+# Relative accuracy of S(nu) = 1: a sum of K roots each accurate to a few ulps (closed
+# form plus one Newton step; see _roots).
 _S_RTOL = 1e-13
+# Joint Newton on (x, nu): at most 30 steps (quadratic convergence from x = lam takes < 10
+# on every test problem) and stop at 1e-14 relative residual (rounding level of g_k).
+_MAX_JOINT = 30
+_JOINT_RTOL = 1e-14
 
 
 @dataclass(frozen=True)
@@ -171,34 +173,54 @@ def _renormalise(x: FloatArray, lt_min: float) -> FloatArray:
 
 
 def _roots(nu: float, s: FloatArray, beta: FloatArray) -> FloatArray:
-    r"""Positive roots of :math:`-s^2/x^2 + 2\beta x = \nu` for :math:`s > 0`.
+    r"""Positive roots of :math:`-s^2/x^2 + 2\beta x = \nu` for :math:`s > 0`, closed form.
 
-    Works with :math:`s = \sqrt{a}\lambda` and ratios :math:`s/x` so that a tiny
-    :math:`\lambda_k` (whose square underflows) still gets its positive root. Newton from a
-    point left of the root; monotone because the left side is concave in :math:`x`.
+    The cubic :math:`2\beta x^3 - \nu x^2 - s^2 = 0` has one positive root, written without
+    cancellation in two regimes (:math:`s = \sqrt a\,\lambda`, so a tiny :math:`\lambda_k`
+    whose square underflows still gets its root):
+
+    * :math:`\kappa = 2\beta s / |\nu|^{3/2} < 2/\sqrt{27}` (then :math:`\nu < 0`): with
+      :math:`x = s / (\sqrt{|\nu|}\,u)`, :math:`u^3 - u = \kappa`, whose root is
+      :math:`u = \tfrac{2}{\sqrt3}\cos(\tfrac13\arccos(\kappa\sqrt{27}/2))`;
+    * otherwise Cardano's formula with all terms positive: with :math:`c = s^2/(2\beta)`,
+      :math:`h = \nu/(6\beta)`, :math:`t = h/c^{1/3}`,
+      :math:`x = c^{1/3}(t + z + t^2/z)`,
+      :math:`z = (t^3 + \tfrac12 + (t^3 + \tfrac14)^{1/2})^{1/3}` when :math:`h \le c^{1/3}`,
+      and :math:`x = h(1 + z + 1/z)`, :math:`z = (1 + r/2 + (r(1 + r/4))^{1/2})^{1/3}`,
+      :math:`r = c/h^3`, when :math:`h > c^{1/3}`.
+
+    One Newton step (monotone for the concave left side) polishes the rounding of the closed
+    form; :math:`\beta = 0` gives :math:`x = s/\sqrt{-\nu}` exactly.
     """
-    s23 = np.cbrt(s) ** 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if nu >= 0:
-            if not (beta > 0).all():  # beta = 0 and nu >= 0: no finite root
-                raise FloatingPointError("no root")
-            # 2 beta x^3 = nu x^2 + s^2 gives x >= nu / (2 beta) and x >= (s^2 / (2 beta))^(1/3)
-            x = np.maximum(nu / (2 * beta), s23 / np.cbrt(2 * beta))
+    if nu >= 0 and not (beta > 0).all():  # beta = 0 and nu >= 0: no finite root
+        raise FloatingPointError("no root")
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        cc = np.cbrt(s) ** 2 / np.cbrt(2 * beta)  # c^(1/3), c = s^2 / (2 beta)
+        h = nu / (6 * beta)
+        if nu < 0:
+            sq = np.sqrt(-nu)
+            kappa = 2 * beta * (s / sq) / -nu
+            trig = kappa < 2 / np.sqrt(27.0)
+            u = 2 / np.sqrt(3.0) * np.cos(np.arccos(np.minimum(kappa * np.sqrt(27.0) / 2, 1.0)) / 3)
+            x_trig = s / (sq * u)
         else:
-            # x <= |nu| / (2 beta): s^2 <= 2 |nu| x^2; otherwise s^2 <= 4 beta x^3
-            c = np.where(beta > 0, s23 / np.cbrt(4 * beta), np.inf)
-            x = np.minimum(s / np.sqrt(2 * -nu), c)
-            exact = s / np.sqrt(-nu)  # beta = 0
-    for _ in range(_MAX_INNER):
+            trig = np.zeros(s.shape, dtype=bool)
+            x_trig = s
+        t = h / cc
+        t3 = t**3
+        z1 = np.cbrt(t3 + 0.5 + np.sqrt(np.maximum(t3 + 0.25, 0.0)))
+        x_small_h = cc * (t + z1 + t * t / z1)
+        r = (cc / h) ** 3
+        z2 = np.cbrt(1 + r / 2 + np.sqrt(r * (1 + r / 4)))
+        x_big_h = h * (1 + z2 + 1 / z2)
+        x = np.where(trig, x_trig, np.where(h > cc, x_big_h, x_small_h))
+        if nu < 0:
+            x = np.where(beta > 0, x, s / sq)
+        # Newton step (nu - g)/g', written as x (...)/(...) so that a subnormal x does not
+        # overflow; skipped where beta = 0 (exact) or the step is not finite
         r2 = (s / x) ** 2
-        # Newton step (nu - g) / g' written as x * (...) / (...) so that a subnormal x does
-        # not overflow: (s/x)^2 stays below 2|nu| + ... from the bracket
         step = x * (nu + r2 - 2 * beta * x) / (2 * r2 + 2 * beta * x)
-        x = x + np.maximum(step, 0.0)  # rounding may give a tiny negative step at the root
-        if np.all(step <= _RTOL * x):
-            break
-    if nu < 0:
-        x = np.where(beta > 0, x, exact)
+        x = np.where(np.isfinite(step) & (beta > 0), x + step, x)
     return np.asarray(x, dtype=np.float64)
 
 
@@ -232,6 +254,44 @@ def _dual(nu: float, x: FloatArray, s: FloatArray, beta: FloatArray, a: float,
     return float(nu - a + np.sum(inner) + free)
 
 
+def _joint_newton(
+    s: FloatArray, beta: FloatArray, lt_min: float
+) -> tuple[FloatArray, float, int] | None:
+    r"""Newton's method on the whole KKT system :math:`g_k(x_k) = \nu`, :math:`\sum_k x_k = 1`.
+
+    For problems with every :math:`\lambda_k > 0` (no exit at 0) this needs a handful of
+    vector operations per step instead of a root solve per step. It starts from
+    :math:`x = \lambda` (the :math:`b = 0` solution) and damps a step that would leave
+    :math:`x > 0`. Returns ``None`` (the caller then runs the safeguarded multiplier
+    iteration) unless it converges to rounding level with every :math:`x_k \ge x_{\min}`.
+    """
+    x = s / s.sum()
+    r2 = (s / x) ** 2
+    g = 2 * beta * x - r2
+    gp = (2 * r2 + 2 * beta * x) / x
+    nu = float(x @ g)
+    for it in range(1, _MAX_JOINT + 1):
+        inv = 1.0 / gp
+        res = nu - g
+        dnu = (1.0 - x.sum() - res @ inv) / inv.sum()
+        dx = (res + dnu) * inv
+        step = 1.0
+        if (x + dx <= 0).any():
+            neg = dx < 0
+            step = 0.5 * float(np.min(-x[neg] / dx[neg]))
+        x = x + step * dx
+        nu += step * dnu
+        r2 = (s / x) ** 2
+        bx = 2 * beta * x
+        g = bx - r2
+        gp = (2 * r2 + bx) / x
+        # rounding level of g = 2 beta x - (s/x)^2 is a few ulps of its two terms
+        if step == 1.0 and np.max(np.abs(g - nu) / (r2 + bx)) <= _JOINT_RTOL and \
+                abs(x.sum() - 1.0) <= _JOINT_RTOL:
+            return (x, nu, it) if bool((x >= lt_min).all()) else None
+    return None
+
+
 def _fast(lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float) -> LtResult:
     k = lam.size
     sa = np.sqrt(a) * lam
@@ -245,6 +305,18 @@ def _fast(lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float) -> 
     nu = 0.0
     # some exit with alpha > 0, beta = 0 wants unbounded mass at nu = 0: S(0-) = infinity
     unbounded_at_0 = bool(((al > 0) & (be == 0)).any())
+    joint = None
+    if lt_min * k < 1.0 and bool((sa > 0).all()):
+        joint = _joint_newton(sa, beta, lt_min)
+    if joint is not None:
+        x_j, nu, iters = joint
+        lt = _renormalise(x_j, lt_min)
+        obj, t_chi, t_var = _objective(lam, v, a, b, lt)
+        # x_j solves g_k(x_k) = nu to rounding: it is the inner minimiser of d(nu)
+        dual = _dual(nu, x_j, sa, beta, a, 0, lt_min)
+        return LtResult(lt=lt, objective=obj, terms={"chi2": t_chi, "variance": t_var},
+                        multiplier=nu, dual=dual, gap=obj - dual, method="fast",
+                        status="optimal", iterations=iters)
     if not act.any() or lt_min * k >= 1.0:
         lt = np.full(k, 1.0 / k)
         if act.any():  # every weight at the floor 1/K: any nu below all g_k(1/K) is dual feasible

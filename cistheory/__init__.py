@@ -54,6 +54,7 @@ from .rules import (
 )
 from .spec import cis_to_spec, load_spec, parse_spec
 from .system import CIS, Serving, node_depths
+from .validate import ValidationConfig, ValidationResult, validate_rates
 
 __version__ = "0.1.0"
 
@@ -69,6 +70,8 @@ __all__ = [
     "EffectiveObjective",
     "Participation",
     "Serving",
+    "ValidationConfig",
+    "ValidationResult",
     "__version__",
     "aggregation_weights",
     "balanced_adj",
@@ -102,6 +105,7 @@ __all__ = [
     "shallower_with_probability",
     "three_tier_cis",
     "training_error_bound",
+    "validate_rates",
     "variance_bound",
     "variance_coefficients",
     "variance_exact",

@@ -37,7 +37,10 @@ RULE_NAMES = ("serving-rate", "equal", "flops", "opt-err", "balanced-adj", "boun
 
 # Subcommands contributed by other parts of the package: (module, function) pairs whose
 # function takes the argparse subparsers object and adds its commands.
-_PLUGINS: tuple[tuple[str, str], ...] = ()
+_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("cistheory.train.cli", "register"),
+    ("cistheory.validate_cli", "register"),
+)
 
 
 def _floats(text: str, field: str) -> list[float]:

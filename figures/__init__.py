@@ -11,6 +11,7 @@ __all__ = ["FIGURES"]
 FIGURES: tuple[str, ...] = (
     "rules_weights",
     "bound_path",
+    "convergence",
     "accuracy",
     "q_heatmap",
 )

@@ -13,6 +13,7 @@ FIGURES: tuple[str, ...] = (
     "bound_path",
     "convergence",
     "accuracy",
+    "p40",
     "q_heatmap",
 )
 """Figure module names, in the order ``python -m figures`` runs them."""

@@ -287,3 +287,36 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float]:
         return float(x.mean()), 0.0
     half = stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
     return float(x.mean()), float(half)
+
+
+def estimate_grad_bound(setting: Setting, data: str, seed: int) -> list[float]:
+    """Largest full-batch gradient norm over nodes, per exit, at initialisation.
+
+    A point estimate of the gradient bound ``G_k`` of Lemma 2 (the bound proper is over the
+    whole trajectory; at initialisation the gradients are typically at their largest).
+    """
+    cis = ct.reference_cis("80-15-5", data)
+    train, _ = _dataset(setting, seed)
+    from cistheory.train.data import split_for_cis
+
+    node_data = split_for_cis(train, cis, rng=np.random.default_rng([seed, 12]))
+    n_classes = int(train.y.max()) + 1
+    model = _model(setting, train.x.shape[1], n_classes, seed)
+    out = []
+    for k in range(1, cis.n_exits + 1):
+        names = set(model.exit_parameter_names(k))
+        best = 0.0
+        for i in range(cis.n_nodes):
+            if cis.capacity[i] < k:
+                continue
+            ds = node_data[i]
+            model.zero_grad()
+            model.loss(model(ds.x, k), ds.y).backward()
+            sq = sum(
+                float((p.grad**2).sum())
+                for n, p in model.named_parameters()
+                if n in names and p.grad is not None
+            )
+            best = max(best, math.sqrt(sq))
+        out.append(best)
+    return out

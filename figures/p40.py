@@ -1,0 +1,217 @@
+"""Figure: the "p40" variant, letting deeper nodes also train shallow exits (tiny data).
+
+With the "tiny" data split the end devices hold little data (384 of 45,000 samples each in
+the reference), so exit 1 is trained on little data when every node trains its deepest exit.
+In the "p40" variant middles train a shallower exit with probability 0.4 and the root with
+0.8. Left: measured system accuracy of the early-exit MLP (digits) for both policies across
+the rate splits (mean and 95% band over seeds). Right: the bound (Corollary of
+``docs/theory.md``) of each policy at the weights it trains with, and the bound-optimal
+design of each eligibility (:func:`convex.compare_eligibility`: deepest exit only, or any
+hosted exit with optimised ``q``), with the noise constants and gradient bounds measured on
+the same model at initialisation and the illustrative curvature constants of
+:func:`convex.reference_constants`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import cistheory as ct
+
+from ._common import FigureSpec, load_json, pyplot, savefig, write_csv, write_json
+from ._experiment import (
+    RunSpec,
+    Setting,
+    estimate_grad_bound,
+    estimate_sigma,
+    mean_ci,
+    run_grid,
+)
+
+SPEC = FigureSpec(
+    name="p40",
+    title="Deeper nodes also training shallow exits (p40) with tiny end-device data",
+    outputs=("p40.csv", "p40.json", "p40.png", "p40.pdf"),
+)
+
+QUICK_SETTING = Setting(rounds=20, max_tau=20, batch_size=32, momentum=0.9, lr=0.05, lr_final=0.005)
+CONFIG: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "splits": ("80-15-5",),
+        "rules": ("serving-rate",),
+        "seeds": (0,),
+        "setting": Setting(rounds=2, max_tau=3, batch_size=32, hidden=(16, 16, 16)),
+    },
+    "quick": {
+        "splits": ct.RATE_SPLITS,
+        "rules": ("serving-rate",),
+        "seeds": (0, 1),
+        "setting": QUICK_SETTING,
+    },
+    "full": {
+        "splits": ct.RATE_SPLITS,
+        "rules": ("serving-rate", "balanced-adj", "bound-optimal"),
+        "seeds": (0, 1, 2, 3, 4),
+        "setting": Setting(rounds=40, batch_size=32, momentum=0.9, lr=0.05, lr_final=0.005),
+    },
+}
+POLICIES = ("deepest", "p40")
+
+
+def _bounds(cfg: dict[str, Any], seed: int) -> list[dict[str, Any]]:
+    import convex
+
+    s = cfg["setting"]
+    sigma = estimate_sigma(s, "tiny", seed, "p40")
+    grad = estimate_grad_bound(s, "tiny", seed)
+    out = []
+    for split in cfg["splits"]:
+        cis = ct.reference_cis(split, "tiny")
+        const = ct.CISConstants(
+            **{**convex.reference_constants(sigma).__dict__, "G": np.asarray(grad)}
+        )
+        for policy in POLICIES:
+            part = (
+                ct.deepest_exit(cis)
+                if policy == "deepest"
+                else ct.shallower_with_probability(cis, {2: 0.4, 3: 0.8}, name="p40")
+            )
+            for rule in cfg["rules"]:
+                from cistheory.cli import rule_weights
+
+                lt = rule_weights(cis, rule, sigma=sigma, participation=policy)["lt"]
+                t = ct.cis_bound(cis, part, lt, const)
+                out.append(
+                    {
+                        "split": split,
+                        "leaf_share": float(cis.lam[0]),
+                        "kind": "at rule",
+                        "policy": policy,
+                        "rule": rule,
+                        **t.as_dict(),
+                    }
+                )
+        for name, res in convex.compare_eligibility(cis, const).items():
+            out.append(
+                {
+                    "split": split,
+                    "leaf_share": float(cis.lam[0]),
+                    "kind": "optimal",
+                    "policy": name,
+                    "rule": "bound-optimal",
+                    **res.bound.as_dict(),
+                    "lt": res.lt.tolist(),
+                }
+            )
+    return out
+
+
+def compute(size: str, out: Path, seed: int = 0, progress: bool = True) -> Path:
+    """Train both policies across the splits, evaluate the bounds; write the data."""
+    cfg = CONFIG[size]
+    specs = [
+        RunSpec(split, "tiny", rule, seed + s, participation=policy, setting=cfg["setting"])
+        for s in cfg["seeds"]
+        for split in cfg["splits"]
+        for rule in cfg["rules"]
+        for policy in POLICIES
+    ]
+
+    def tick(j: int, n: int, spec: RunSpec) -> None:
+        if progress and j % 10 == 0:
+            print(
+                f"      run {j + 1}/{n}: split={spec.split} policy={spec.participation} "
+                f"rule={spec.rule} seed={spec.seed}",
+                flush=True,
+            )
+
+    runs = run_grid(specs, out / "cache" / "p40", tick)
+    cells: dict[tuple[str, str, str], list[float]] = {}
+    for r in runs:
+        cells.setdefault((r["split"], r["participation"], r["rule"]), []).append(r["accuracy"])
+    summary = []
+    for (split, policy, rule), accs in sorted(cells.items()):
+        mean, half = mean_ci(accs)
+        summary.append(
+            {
+                "split": split,
+                "leaf_share": ct.reference_cis(split).lam[0].item(),
+                "policy": policy,
+                "rule": rule,
+                "accuracy": mean,
+                "ci": half,
+                "seeds": len(accs),
+            }
+        )
+    bounds = _bounds(cfg, seed)
+    write_csv(
+        out / "p40.csv", runs, ["split", "leaf_share", "participation", "rule", "seed", "accuracy"]
+    )
+    path = out / "p40.json"
+    write_json(
+        path,
+        {
+            "config": {
+                "size": size,
+                "splits": list(cfg["splits"]),
+                "rules": list(cfg["rules"]),
+                "seeds": [seed + s for s in cfg["seeds"]],
+                "setting": asdict(cfg["setting"]),
+            },
+            "runs": runs,
+            "summary": summary,
+            "bounds": bounds,
+        },
+    )
+    return path
+
+
+def plot(data_path: Path, out: Path) -> list[Path]:
+    """Plot from the JSON written by :func:`compute`."""
+    plt = pyplot()
+    doc = load_json(data_path)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 3.9))
+    for j, (policy, rule) in enumerate((p, r) for r in doc["config"]["rules"] for p in POLICIES):
+        pts = sorted(
+            (c["leaf_share"], c["accuracy"], c["ci"])
+            for c in doc["summary"]
+            if c["policy"] == policy and c["rule"] == rule
+        )
+        x, y, h = (np.asarray(v) for v in zip(*pts, strict=True))
+        ax1.plot(x, y, marker="o", ms=3, color=f"C{j}", label=f"{policy}, {rule}")
+        ax1.fill_between(x, y - h, y + h, color=f"C{j}", alpha=0.15)
+    ax1.set_xlabel("share served at end devices")
+    ax1.set_ylabel("system accuracy (tiny data)")
+    ax1.legend(fontsize=7)
+    ax1.set_title("measured", fontsize=9)
+    for j, (kind, policy) in enumerate(
+        (k, p)
+        for k in ("at rule", "optimal")
+        for p in sorted({b["policy"] for b in doc["bounds"] if b["kind"] == k})
+    ):
+        for rule in sorted({b["rule"] for b in doc["bounds"] if b["kind"] == kind}):
+            pts = sorted(
+                (b["leaf_share"], b["total"])
+                for b in doc["bounds"]
+                if b["kind"] == kind and b["policy"] == policy and b["rule"] == rule
+            )
+            ax2.plot(
+                *zip(*pts, strict=True),
+                marker="s" if kind == "optimal" else "o",
+                ms=3,
+                ls="--" if kind == "optimal" else "-",
+                color=f"C{j}",
+                label=f"{policy} ({'optimal design' if kind == 'optimal' else rule})",
+            )
+    ax2.set_xlabel("share served at end devices")
+    ax2.set_ylabel("bound (Corollary, total)")
+    ax2.set_title("bound", fontsize=9)
+    ax2.legend(fontsize=7)
+    fig.suptitle(SPEC.title, fontsize=10)
+    paths = savefig(fig, out, "p40")
+    plt.close(fig)
+    return paths

@@ -194,13 +194,13 @@ def plot(data_path: Path, out: Path) -> list[Path]:
         for p in sorted({b["policy"] for b in doc["bounds"] if b["kind"] == k})
     ):
         for rule in sorted({b["rule"] for b in doc["bounds"] if b["kind"] == kind}):
-            pts = sorted(
+            bpts = sorted(
                 (b["leaf_share"], b["total"])
                 for b in doc["bounds"]
                 if b["kind"] == kind and b["policy"] == policy and b["rule"] == rule
             )
             ax2.plot(
-                *zip(*pts, strict=True),
+                *zip(*bpts, strict=True),
                 marker="s" if kind == "optimal" else "o",
                 ms=3,
                 ls="--" if kind == "optimal" else "-",

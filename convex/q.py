@@ -242,29 +242,31 @@ def _solve_rows(p: _Prob, rho: float, nu0: FloatArray | None) -> FloatArray:
     x = np.where(x > 0, x, 0.5 * hi)
     out = np.empty(idx.size)
     live = np.arange(idx.size)  # rows still iterating (positions in idx)
+    sub = _Prob(c=c_a, elig=el_a, fixed=p.fixed[idx], cost=p.cost, budget=None,
+                q_min=p.q_min, c_fixed=0.0, cost_fixed=0.0)
+    lo_l, hi_l = lo, hi
     for _ in range(_MAX_ROW):
-        sub = _Prob(c=c_a[live], elig=el_a[live], fixed=p.fixed[idx[live]], cost=p.cost,
-                    budget=None, q_min=p.q_min, c_fixed=0.0, cost_fixed=0.0)
         q, w = _q_of(sub, x, rho)
         r = q.sum(axis=1)
         above = r > 1
-        lo_l = np.where(above, x, lo[live])
-        hi_l = np.where(above, hi[live], x)
+        lo_l = np.where(above, x, lo_l)
+        hi_l = np.where(above, hi_l, x)
         done = (np.abs(r - 1) <= _RTOL) | (hi_l - lo_l <= _RTOL * hi_l)
         out[live[done]] = x[done]
         keep = ~done
         if not keep.any():
             break
-        lo[live], hi[live] = lo_l, hi_l
         dr = -w.sum(axis=1)
         # Newton on psi(nu) = R^-2 - 1 (psi' = -2 R^-3 R'): exact in one step when no pair
         # is on the floor and rho = 0, since then R^-2 is linear in nu
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             cand = x - (r**-2 - 1) / (-2 * r**-3 * dr)
-        lo_k, hi_k, cand = lo_l[keep], hi_l[keep], cand[keep]
-        ok = np.isfinite(cand) & (cand > lo_k) & (cand < hi_k)
-        x = np.where(ok, cand, 0.5 * (lo_k + hi_k))
-        live = live[keep]
+        if not keep.all():  # shrink the working set to the rows still iterating
+            live, cand, lo_l, hi_l = live[keep], cand[keep], lo_l[keep], hi_l[keep]
+            sub = _Prob(c=sub.c[keep], elig=sub.elig[keep], fixed=sub.fixed[keep],
+                        cost=p.cost, budget=None, q_min=p.q_min, c_fixed=0.0, cost_fixed=0.0)
+        ok = np.isfinite(cand) & (cand > lo_l) & (cand < hi_l)
+        x = np.where(ok, cand, 0.5 * (lo_l + hi_l))
     else:
         out[live] = x
         _log.warning("optimal_q: row multipliers hit %d steps", _MAX_ROW)

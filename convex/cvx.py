@@ -106,7 +106,9 @@ class LtProgram:
     --------
     >>> prog = LtProgram(3)
     >>> r = prog.solve([0.8, 0.15, 0.05], [1.0, 1.0, 1.0], 1.0, 0.0)
-    >>> bool(np.allclose(r.lt, [0.8, 0.15, 0.05], atol=1e-6))
+    >>> r.objective < 1e-8  # the solver's duality-gap tolerance
+    True
+    >>> bool(np.allclose(r.lt, [0.8, 0.15, 0.05], atol=1e-4))  # the point: sqrt of that
     True
     """
 

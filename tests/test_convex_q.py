@@ -232,3 +232,18 @@ def test_dpp_resolve_matches_fresh_build() -> None:
     fast = optimal_q(c2, el, cost=cost, budget=3.0, q_min=0.05)
     assert fast.objective == pytest.approx(again.objective, rel=SOLVER_RTOL)
     assert prog.prob.is_dpp()
+
+
+def test_cvxpy_failure_raises_with_statuses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cvxpy program whose solvers fail raises SolverError naming each solver and why."""
+    import convex.cvx
+    from convex import SolverError
+
+    el = np.ones((1, 2), dtype=bool)
+    prog = QProgram(el, with_budget=True)
+    # bypasses optimal_q's validation: the budget is below the floor's spend (infeasible)
+    with pytest.raises(SolverError, match=r"CLARABEL: status infeasible.*SCS: status"):
+        prog.solve([[1.0, 1.0]], cost=[1.0, 1.0], budget=0.1, q_min=0.2)
+    monkeypatch.setattr(convex.cvx, "SOLVERS", ("NO_SUCH_SOLVER",))
+    with pytest.raises(SolverError, match="NO_SUCH_SOLVER: not installed"):
+        prog.solve([[1.0, 1.0]], cost=[1.0, 1.0], budget=1.0, q_min=0.0)

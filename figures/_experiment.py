@@ -10,6 +10,7 @@ atomically), so an interrupted grid resumes where it stopped.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -69,20 +70,26 @@ def _participation(cis: ct.CIS, policy: str) -> ct.Participation:
 
 
 def _dataset(setting: Setting, seed: int) -> tuple[Any, Any]:
+    return _dataset_cached(setting.task, setting.test_fraction, seed)
+
+
+@functools.lru_cache(maxsize=16)
+def _dataset_cached(task: str, test_fraction: float, seed: int) -> tuple[Any, Any]:
+    """Train/test split of the task (cached: loading the digits imports scikit-learn)."""
     from cistheory.train import data as tdata
 
     rng = np.random.default_rng([seed, 11])
-    if setting.task == "digits":
+    if task == "digits":
         full = tdata.digits()
-    elif setting.task == "synthetic":
+    elif task == "synthetic":
         nodes, _, _ = tdata.synthetic_classification(
             1, 3000, dims=(4, 12, 32), n_classes=5, heterogeneity=0.0, rng=rng
         )
         full = nodes[0]
     else:
-        raise ct.CISInputError("task", setting.task, "use 'digits' or 'synthetic'")
+        raise ct.CISInputError("task", task, "use 'digits' or 'synthetic'")
     perm = rng.permutation(len(full))
-    n_test = round(setting.test_fraction * len(full))
+    n_test = round(test_fraction * len(full))
     test = full.subset(np.sort(perm[:n_test]))
     train = full.subset(np.sort(perm[n_test:]))
     return train, test
@@ -123,23 +130,29 @@ def estimate_sigma(setting: Setting, data: str, seed: int, policy: str) -> list[
     n_classes = int(train.y.max()) + 1
     model = _model(setting, train.x.shape[1], n_classes, seed)
     part = _participation(cis, policy)
+    from torch.func import functional_call, grad, vmap
+
     sig = []
     for k in range(1, cis.n_exits + 1):
         names = set(model.exit_parameter_names(k))
-        params = {n: p for n, p in model.named_parameters() if n in names}
+        params = {n: p.detach() for n, p in model.named_parameters() if n in names}
+        rest = {n: p.detach() for n, p in model.named_parameters() if n not in names}
+
+        def loss_one(
+            pk: dict[str, Any], x: Any, y: Any, k: int = k, rest: dict[str, Any] = rest
+        ) -> Any:
+            out = functional_call(model, ({**rest, **pk},), (x[None], k))
+            return model.loss(out, y[None])
+
+        per_sample_grad = vmap(grad(loss_one), in_dims=(None, 0, 0))
         var_sum, count = 0.0, 0
         for i in np.flatnonzero(part.q[:, k - 1] > 0):
             ds = node_data[int(i)]
-            grads = []
-            for j in range(len(ds)):
-                model.zero_grad()
-                loss = model.loss(model(ds.x[j : j + 1], k), ds.y[j : j + 1])
-                loss.backward()
-                grads.append(torch.cat([params[n].grad.reshape(-1) for n in sorted(params)]))
-            g = torch.stack(grads).double()
-            if g.shape[0] < 2:
+            if len(ds) < 2:
                 continue
-            per_sample = float(((g - g.mean(0)) ** 2).sum(1).mean())
+            g = per_sample_grad(params, ds.x, ds.y)
+            flat = torch.cat([g[n].reshape(len(ds), -1) for n in sorted(g)], dim=1).double()
+            per_sample = float(((flat - flat.mean(0)) ** 2).sum(1).mean())
             var_sum += per_sample / setting.batch_size
             count += 1
         if count == 0:

@@ -1,0 +1,104 @@
+"""Every figure script on its tiny configuration: the data it writes, not the pixels."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import figures
+from figures.__main__ import main as figures_main
+
+
+def _run(name: str, out: Path) -> tuple[dict, list[Path]]:
+    mod = importlib.import_module(f"figures.{name}")
+    data = mod.compute("tiny", out, seed=0)
+    paths = mod.plot(data, out)
+    for p in [data, *paths]:
+        assert p.is_file() and p.stat().st_size > 0
+    assert {p.name for p in [data, *paths]} <= set(mod.SPEC.outputs)
+    for fname in mod.SPEC.outputs:
+        assert (out / fname).is_file(), fname
+    return json.loads(data.read_text()), paths
+
+
+def test_rules_weights(tmp_path: Path) -> None:
+    doc, _ = _run("rules_weights", tmp_path)
+    rows = doc["rows"]
+    for split in {r["split"] for r in rows}:
+        for rule in {r["rule"] for r in rows}:
+            lt = [r["lt"] for r in rows if r["split"] == split and r["rule"] == rule]
+            assert abs(sum(lt) - 1) < 1e-12
+    sr = [r for r in rows if r["rule"] == "serving-rate"]
+    assert all(abs(r["lt"] - r["lambda"]) < 1e-12 for r in sr)
+
+
+def test_bound_path(tmp_path: Path) -> None:
+    doc, _ = _run("bound_path", tmp_path)
+    for panel in doc["panels"]:
+        rows = panel["rows"]
+        assert rows[0]["s"] == 0.0 and rows[0]["bias"] < 1e-20  # Serving Rate: no bias
+        chi = [r["chi2"] for r in rows]
+        assert all(b >= a - 1e-15 for a, b in zip(chi, chi[1:], strict=False))
+        # the bound-optimal design is at least as good as every point of the path
+        best = panel["bound_optimal"]["total_split"]
+        assert all(best <= r["total_split"] * (1 + 1e-9) for r in rows)
+
+
+def test_convergence(tmp_path: Path) -> None:
+    doc, _ = _run("convergence", tmp_path)
+    assert {"under_bound", "slope_ok", "floor_order_matches_chi2"} <= set(doc["checks"])
+    for run in doc["runs"]:
+        m, c, b = (np.asarray(run[k]) for k in ("measured", "ci", "bound"))
+        assert np.all(m + c <= b)
+
+
+def test_accuracy_and_resume(tmp_path: Path) -> None:
+    doc, _ = _run("accuracy", tmp_path)
+    assert len(doc["runs"]) == 4
+    for r in doc["runs"]:
+        assert 0.0 <= r["accuracy"] <= 1.0
+        np.testing.assert_allclose(sum(r["shares"]), 1.0)
+    cache = sorted((tmp_path / "cache" / "accuracy").glob("*"))
+    assert cache
+    mtimes = {p: p.stat().st_mtime_ns for p in cache}
+    again, _ = _run("accuracy", tmp_path)  # resumes from the cache: nothing is retrained
+    assert again["runs"] == doc["runs"]
+    assert {p: p.stat().st_mtime_ns for p in cache} == mtimes
+
+
+def test_accuracy_reproducible(tmp_path: Path) -> None:
+    from figures import accuracy
+
+    a = json.loads(accuracy.compute("tiny", tmp_path / "a", seed=3, progress=False).read_text())
+    b = json.loads(accuracy.compute("tiny", tmp_path / "b", seed=3, progress=False).read_text())
+    assert a["runs"] == b["runs"]
+
+
+def test_p40(tmp_path: Path) -> None:
+    doc, _ = _run("p40", tmp_path)
+    assert {r["participation"] for r in doc["runs"]} == {"deepest", "p40"}
+    kinds = {(b["kind"], b["policy"]) for b in doc["bounds"]}
+    assert ("optimal", "deepest") in kinds and ("optimal", "shallower") in kinds
+    assert all(b["total"] > 0 for b in doc["bounds"])
+
+
+def test_q_heatmap(tmp_path: Path) -> None:
+    doc, _ = _run("q_heatmap", tmp_path)
+    q = np.asarray(doc["design"]["q"])
+    cap = np.asarray(doc["capacity"])
+    assert q.shape == (100, 3)
+    assert np.all(q.sum(axis=1) <= 1 + 1e-9)
+    assert np.all(q[np.arange(3)[None, :] >= cap[:, None]] == 0)  # no exit a node lacks
+    assert doc["design"]["status"] == "optimal"
+
+
+def test_runner_only_and_registry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert set(figures.FIGURES) == {"rules_weights", "bound_path", "convergence", "accuracy",
+                                    "p40", "q_heatmap"}
+    assert figures_main(["--tiny", "--only", "rules_weights", "--out", str(tmp_path)]) == 0
+    assert "rules_weights" in capsys.readouterr().out
+    assert figures_main(["--plot-only", "--only", "rules_weights", "--out", str(tmp_path)]) == 0

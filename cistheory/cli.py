@@ -40,6 +40,7 @@ RULE_NAMES = ("serving-rate", "equal", "flops", "opt-err", "balanced-adj", "boun
 _PLUGINS: tuple[tuple[str, str], ...] = (
     ("cistheory.train.cli", "register"),
     ("cistheory.validate_cli", "register"),
+    ("convex.cli", "register"),
 )
 
 

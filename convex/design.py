@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 import cistheory
+from cistheory._validate import as_float_array
 from cistheory.bounds import (
     BoundTerms,
     CISConstants,
@@ -215,8 +216,12 @@ def _problem_data(cis: CIS, el: Eligibility, const: CISConstants) -> _Data:
     free = el.eligible & ~is_fixed[:, None]
     w = np.where(free, frac2 * (sig2 + g2), 0.0)
     trained = mk > 0
-    rad = np.zeros(k) if const.rademacher is None else np.broadcast_to(
-        np.asarray(const.rademacher, dtype=np.float64), (k,))
+    rad = np.zeros(k)
+    if const.rademacher is not None:
+        r_in = as_float_array(const.rademacher, "rademacher", nonneg=True)
+        if r_in.shape not in {(), (k,)}:
+            raise CISInputError("rademacher", r_in.tolist(), f"expected a scalar or {k} values")
+        rad = np.broadcast_to(r_in, (k,))
     eps = np.zeros(k)
     eps[trained] = generalization_bound(mk[trained], const.delta, const.B_loss, rad[trained])
     return _Data(lam, v_fixed, w, el, float(2 * np.sum(lam * eps)), mk)

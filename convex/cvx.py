@@ -53,7 +53,9 @@ def _solve(prob: Any, what: str) -> str:
             if name == "SCS":
                 prob.solve(solver=name, eps=1e-9, max_iters=200000)
             else:
-                prob.solve(solver=name)
+                # tolerances 1e-10 (defaults 1e-8): objectives near 0 relative to the
+                # coefficients (chi2 = 0 at lt = lam) need the tighter absolute gap
+                prob.solve(solver=name, tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
         except cp.error.SolverError as exc:
             tried.append(f"{name}: {exc}")
             continue
@@ -275,6 +277,7 @@ class JointCvxResult:
     q: FloatArray
     objective: float
     status: str
+    rho: float
 
 
 class JointProgram:
@@ -332,7 +335,8 @@ class JointProgram:
         if with_budget:
             self.cost = cp.Parameter(p, nonneg=True)
             self.budget = cp.Parameter()
-            cons.append(self.cost @ self.q <= self.budget)
+            self.budget_con = self.cost @ self.q <= self.budget
+            cons.append(self.budget_con)
         self.prob = cp.Problem(cp.Minimize(terms), cons)
         assert self.prob.is_dpp()
 
@@ -379,4 +383,6 @@ class JointProgram:
         q[rows_fixed, self.fixed[rows_fixed]] = 1.0
         q = _fix_rows(q, float(q_min))
         obj = float(self.prob.value) * s - a
-        return JointCvxResult(lt=x, q=q, objective=obj, status=str(self.prob.status))
+        rho = float(self.budget_con.dual_value) * s if self.with_budget else 0.0
+        return JointCvxResult(lt=x, q=q, objective=obj, status=str(self.prob.status),
+                              rho=max(rho, 0.0))

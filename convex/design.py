@@ -242,8 +242,10 @@ class DesignResult:
         ``optimisation_constant`` (:math:`C_0`).
     status : str
     gap : float
-        Certified gap of the convex part (fast path; ``nan`` for cvxpy, whose own
-        certificate is its solver status).
+        Certified gap of the convex part: the convexity (Frank-Wolfe) lower bound of
+        :func:`convex.solve_joint` at the returned point (for cvxpy too, which makes it an
+        independent check of the solver), or the weights solver's duality gap when every
+        node is fixed.
     A, B : float
     policy : str
     iterations : int

@@ -213,9 +213,16 @@ def solve_joint(
         res = prog.solve(lam_a, vf, wa, a, b, lt_min=lt_min, q_min=q_min, cost=cost_a,
                          budget=budget)
         obj, t_chi, t_var = joint_objective(lam_a, vf, wa, a, b, res.lt, res.q)
+        # the same convexity lower bound as the fast path, at the solver's point: an
+        # independent certificate of the cvxpy answer
+        b_left = None
+        if budget is not None and cost_a is not None:
+            b_left = float(budget) - float(cost_a[fx[fx >= 0]].sum())
+        lb_cvx = _lower_bound(lam_a, vf, wa, a, b, res.lt, res.q, free, q_min, lt_min, cost_a,
+                              b_left, res.rho)
         return JointResult(
             lt=res.lt, q=res.q, objective=obj, terms={"chi2": t_chi, "variance": t_var},
-            lower_bound=float("nan"), gap=float("nan"), method="cvxpy", status=res.status,
+            lower_bound=lb_cvx, gap=obj - lb_cvx, method="cvxpy", status=res.status,
             iterations=-1,
         )
     if method != "fast":

@@ -39,7 +39,7 @@ CONFIG: dict[str, dict[str, Any]] = {
         "splits": ct.RATE_SPLITS,
         "data": DATA,
         "rules": RULES,
-        "seeds": (0, 1),
+        "seeds": (0, 1, 2),
         "setting": Setting(
             rounds=20, max_tau=20, batch_size=32, momentum=0.9, lr=0.05, lr_final=0.005
         ),

@@ -49,7 +49,7 @@ CONFIG: dict[str, dict[str, Any]] = {
     "quick": {
         "splits": ct.RATE_SPLITS,
         "rules": ("serving-rate",),
-        "seeds": (0, 1),
+        "seeds": (0, 1, 2),
         "setting": QUICK_SETTING,
     },
     "full": {

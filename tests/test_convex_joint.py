@@ -115,12 +115,14 @@ def test_zero_weight_node_padding(prob: dict[str, object]) -> None:
     n, k = w.shape
     pp = dict(prob)
     pp["w"] = np.vstack([w, np.zeros(k)])
-    pp["eligible"] = np.vstack([np.asarray(prob["eligible"]), np.ones(k, dtype=bool)])
+    # eligible at the deepest exit only, so that the floor q_min stays feasible for its row
+    pp["eligible"] = np.vstack([np.asarray(prob["eligible"]), np.arange(k) == k - 1])
     pp["fixed"] = np.append(np.asarray(prob["fixed"]), -1)
     r = solve_joint(**prob)  # type: ignore[arg-type]
     rp = solve_joint(**pp)  # type: ignore[arg-type]
     assert rp.objective == pytest.approx(r.objective, rel=10 * GAP_RTOL)
-    assert np.allclose(rp.q[n], float(prob["q_min"]))  # type: ignore[arg-type]
+    assert rp.q[n, -1] == pytest.approx(float(prob["q_min"]))  # type: ignore[arg-type]
+    assert (rp.q[n, :-1] == 0).all()
 
 
 def test_dpp_resolve_matches_fresh_build() -> None:

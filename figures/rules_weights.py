@@ -70,7 +70,14 @@ def plot(data_path: Path, out: Path) -> list[Path]:
                 (r["leaf_share"], r["lt"]) for r in rows if r["rule"] == rule and r["exit"] == k
             )
             if pts:
-                ax.plot(*zip(*pts, strict=True), marker="o", label=rule)
+                ax.plot(
+                    *zip(*pts, strict=True),
+                    marker="os^vDx"[RULES.index(rule)],
+                    ls=("-", "--", ":", "-.", "-", "--")[RULES.index(rule)],
+                    lw=2.5 if rule == "serving-rate" else 1.2,
+                    ms=4,
+                    label=rule,
+                )
         ax.set_title(f"exit {k}")
         ax.set_xlabel("share served at end devices")
     axes[0].set_ylabel("training weight lt_k")

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import tempfile
 from pathlib import Path
 
+from ._io import atomic_write_text
 from .errors import CISInputError
 from .validate import ValidationConfig, format_table, validate_rates
 
@@ -20,21 +19,12 @@ __all__ = ["register", "run_validate_rates", "write_atomic"]
 
 
 def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
+    """Write ``text`` to ``path`` atomically; the folder must exist."""
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise CISInputError("--out", str(path), "the directory does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(target, text)
 
 
 def run_validate_rates(args: argparse.Namespace) -> int:

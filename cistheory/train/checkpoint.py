@@ -11,13 +11,14 @@ uninterrupted run would.
 
 from __future__ import annotations
 
-import os
+import io
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .._io import atomic_write_bytes
 from ..errors import CISInputError
 from .fedloop import LoopState
 
@@ -25,39 +26,6 @@ __all__ = ["CHECKPOINT_FORMAT", "atomic_write_bytes", "load_checkpoint", "save_c
 
 CHECKPOINT_FORMAT = 1
 """Version of the checkpoint layout."""
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory handles
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open("wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file, fsync, ``os.replace``)."""
-    _atomic(Path(path), lambda fh: fh.write(data))
 
 
 def save_checkpoint(
@@ -84,7 +52,9 @@ def save_checkpoint(
         "history": [asdict(r) for r in state.history],
         "meta": dict(meta or {}),
     }
-    _atomic(Path(path), lambda fh: torch.save(doc, fh))
+    buf = io.BytesIO()
+    torch.save(doc, buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -26,7 +26,16 @@ import cistheory as ct
 
 from ._common import atomic_write_bytes, load_json, write_json
 
-__all__ = ["RunSpec", "Setting", "mean_ci", "run_grid", "run_one"]
+__all__ = [
+    "RunSpec",
+    "Setting",
+    "evaluate_run",
+    "mean_ci",
+    "run_grid",
+    "run_one",
+    "train_outputs",
+    "workers_for",
+]
 
 
 @dataclass(frozen=True)
@@ -173,36 +182,46 @@ def _lt_for(
     )
 
 
-def _train_outputs(
-    spec: RunSpec, lt: np.ndarray | Callable[[int], np.ndarray], cache: Path | None
-) -> np.ndarray:
-    """Train with the given ``lt`` and return the per-exit test logits (N_test, K, C).
+def _schedule(spec: RunSpec, sigma: Sequence[float]) -> list[list[float]]:
+    """The ``lt`` of every round of a run (constant except for the FLOPs schedule)."""
+    s = spec.setting
+    cis = ct.reference_cis(spec.split, spec.data)
+    part = _participation(cis, spec.participation)
+    train, _ = _dataset(s, spec.seed)
+    n_classes = int(train.y.max()) + 1
+    flops = mlp_exit_flops(train.x.shape[1], s.hidden, n_classes)
+    lt = _lt_for(spec, cis, part, sigma, flops)
+    return [[float(x) for x in (lt(t) if callable(lt) else lt)] for t in range(s.rounds)]
 
-    The trained model depends on the rate split only through ``lt``, so results are cached
+
+def _train_path(spec: RunSpec, schedule: Sequence[Sequence[float]], cache: Path) -> Path:
+    """Cache file of a training.
+
+    The trained model depends on the rate split only through ``lt``, so trainings are keyed
     by (data split, participation, seed, setting, the ``lt`` of every round): rules whose
     weights do not depend on the serving shares train once for all seven splits.
     """
+    blob = json.dumps(
+        {
+            "data": spec.data,
+            "participation": spec.participation,
+            "seed": spec.seed,
+            "setting": asdict(spec.setting),
+            "lt": [[round(float(x), 12) for x in w] for w in schedule],
+        },
+        sort_keys=True,
+    )
+    return cache / f"train-{hashlib.sha256(blob.encode()).hexdigest()[:20]}.npy"
+
+
+def train_outputs(spec: RunSpec, schedule: Sequence[Sequence[float]]) -> np.ndarray:
+    """Train with the given ``lt`` schedule; return the per-exit test logits (N_test, K, C)."""
     import torch
 
     from cistheory.train.data import split_for_cis
     from cistheory.train.fedloop import FedConfig, StepSchedule, run_federated
 
     s = spec.setting
-    schedule = [lt(t) if callable(lt) else lt for t in range(s.rounds)]
-    blob = json.dumps(
-        {
-            "data": spec.data,
-            "participation": spec.participation,
-            "seed": spec.seed,
-            "setting": asdict(s),
-            "lt": [[round(float(x), 12) for x in w] for w in schedule],
-        },
-        sort_keys=True,
-    )
-    key = hashlib.sha256(blob.encode()).hexdigest()[:20]
-    path = None if cache is None else cache / f"train-{key}.npy"
-    if path is not None and path.is_file():
-        return np.asarray(np.load(path))
     cis = ct.reference_cis("80-15-5", spec.data)  # data sizes only
     part = _participation(cis, spec.participation)
     train, test = _dataset(s, spec.seed)
@@ -227,28 +246,32 @@ def _train_outputs(
     run_federated(model, node_data, part.q, lambda t: schedule[t], cfg)
     model.eval()
     with torch.no_grad():
-        outs = torch.stack(model.forward_all(test.x), dim=1).numpy().astype(np.float64)
-    if path is not None:
-        buf = io.BytesIO()
-        np.save(buf, outs)
-        atomic_write_bytes(path, buf.getvalue())
-    return outs
+        return torch.stack(model.forward_all(test.x), dim=1).numpy().astype(np.float64)
 
 
-def run_one(spec: RunSpec, sigma: Sequence[float], cache: Path | None = None) -> dict[str, Any]:
-    """Train (or reuse a cached training) and evaluate one cell; a JSON-ready record."""
+def _train_to_cache(spec: RunSpec, schedule: list[list[float]], path: Path) -> Path:
+    buf = io.BytesIO()
+    np.save(buf, train_outputs(spec, schedule))
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def _single_thread_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def evaluate_run(
+    spec: RunSpec, schedule: Sequence[Sequence[float]], outputs: np.ndarray
+) -> dict[str, Any]:
+    """Serve the test set through the CIS of ``spec``; a JSON-ready record."""
     from cistheory.train.evaluate import evaluate_cis
 
-    s = spec.setting
     cis = ct.reference_cis(spec.split, spec.data)
-    part = _participation(cis, spec.participation)
-    train, test = _dataset(s, spec.seed)
-    n_classes = int(train.y.max()) + 1
-    flops = mlp_exit_flops(train.x.shape[1], s.hidden, n_classes)
-    lt = _lt_for(spec, cis, part, sigma, flops)
-    outs = _train_outputs(spec, lt, cache)
-    ev = evaluate_cis(cis, outs, test.y.numpy(), rng=np.random.default_rng([spec.seed, 13]))
-    lt_final = np.asarray(lt(s.rounds - 1) if callable(lt) else lt)
+    _, test = _dataset(spec.setting, spec.seed)
+    ev = evaluate_cis(cis, outputs, test.y.numpy(), rng=np.random.default_rng([spec.seed, 13]))
+    lt_final = np.asarray(schedule[-1])
     return {
         "split": spec.split,
         "leaf_share": float(cis.lam[0]),
@@ -268,27 +291,76 @@ def run_grid(
     specs: Iterable[RunSpec],
     cache: Path,
     progress: Callable[[int, int, RunSpec], None] | None = None,
+    workers: int = 1,
 ) -> list[dict[str, Any]]:
-    """Run every spec not already cached under ``cache``; return all records."""
+    """Run every spec not already cached under ``cache``; return all records in order.
+
+    The noise constants are estimated once per (data split, seed, participation); the
+    distinct trainings are run in ``workers`` processes (one torch thread each; every
+    training is seeded on its own, so the result does not depend on ``workers``), each
+    written to the cache as it finishes; then every run is evaluated and cached.
+    """
     specs = list(specs)
     cache.mkdir(parents=True, exist_ok=True)
+    records: dict[int, dict[str, Any]] = {}
     sigmas: dict[tuple[str, int, str, Setting], list[float]] = {}
-    out = []
+    pending: list[tuple[int, RunSpec, list[list[float]], Path]] = []
     for j, spec in enumerate(specs):
         path = cache / f"run-{spec.key()}.json"
         if path.is_file():
-            out.append(load_json(path))
+            records[j] = load_json(path)
             continue
-        if progress is not None:
-            progress(j, len(specs), spec)
         sk = (spec.data, spec.seed, spec.participation, spec.setting)
         if sk not in sigmas:
             sigmas[sk] = estimate_sigma(spec.setting, spec.data, spec.seed, spec.participation)
-        rec = run_one(spec, sigmas[sk], cache)
+        sched = _schedule(spec, sigmas[sk])
+        pending.append((j, spec, sched, _train_path(spec, sched, cache)))
+    todo: dict[Path, tuple[RunSpec, list[list[float]]]] = {}
+    for _, spec, sched, tpath in pending:
+        if not tpath.is_file():
+            todo.setdefault(tpath, (spec, sched))
+    jobs = list(todo.items())
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_single_thread_worker
+        ) as pool:
+            futures = {
+                pool.submit(_train_to_cache, spec, sched, tpath): spec
+                for tpath, (spec, sched) in jobs
+            }
+            for done, fut in enumerate(as_completed(futures)):
+                fut.result()
+                if progress is not None:
+                    progress(done, len(jobs), futures[fut])
+    else:
+        for done, (tpath, (spec, sched)) in enumerate(jobs):
+            if progress is not None:
+                progress(done, len(jobs), spec)
+            _train_to_cache(spec, sched, tpath)
+    for j, spec, sched, tpath in pending:
+        sk = (spec.data, spec.seed, spec.participation, spec.setting)
+        rec = evaluate_run(spec, sched, np.asarray(np.load(tpath)))
         rec["sigma"] = sigmas[sk]
-        write_json(path, rec)
-        out.append(rec)
-    return out
+        write_json(cache / f"run-{spec.key()}.json", rec)
+        records[j] = rec
+    return [records[j] for j in range(len(specs))]
+
+
+def run_one(spec: RunSpec, sigma: Sequence[float]) -> dict[str, Any]:
+    """Train and evaluate one cell without any cache; a JSON-ready record."""
+    sched = _schedule(spec, sigma)
+    return evaluate_run(spec, sched, train_outputs(spec, sched))
+
+
+def workers_for(size: str) -> int:
+    """Training processes for a figure size: one for ``tiny``, else up to two cores."""
+    import os
+
+    return 1 if size == "tiny" else max(1, min(2, os.cpu_count() or 1))
 
 
 def mean_ci(values: Sequence[float]) -> tuple[float, float]:

@@ -17,6 +17,7 @@ import cistheory as ct
 
 from ._common import FigureSpec, load_json, pyplot, savefig, write_csv, write_json
 from ._experiment import RunSpec, Setting, mean_ci, run_grid
+from ._experiment import workers_for as _workers
 
 SPEC = FigureSpec(
     name="accuracy",
@@ -92,12 +93,12 @@ def compute(size: str, out: Path, seed: int = 0, progress: bool = True) -> Path:
     def tick(j: int, n: int, spec: RunSpec) -> None:
         if progress and (j % 10 == 0):
             print(
-                f"      run {j + 1}/{n}: data={spec.data} split={spec.split} "
+                f"      training {j + 1}/{n}: data={spec.data} split={spec.split} "
                 f"rule={spec.rule} seed={spec.seed}",
                 flush=True,
             )
 
-    runs = run_grid(specs, out / "cache" / "accuracy", tick)
+    runs = run_grid(specs, out / "cache" / "accuracy", tick, workers=_workers(size))
     write_csv(
         out / "accuracy.csv",
         runs,

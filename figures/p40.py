@@ -31,6 +31,7 @@ from ._experiment import (
     mean_ci,
     run_grid,
 )
+from ._experiment import workers_for as _workers
 
 SPEC = FigureSpec(
     name="p40",
@@ -124,12 +125,12 @@ def compute(size: str, out: Path, seed: int = 0, progress: bool = True) -> Path:
     def tick(j: int, n: int, spec: RunSpec) -> None:
         if progress and j % 10 == 0:
             print(
-                f"      run {j + 1}/{n}: split={spec.split} policy={spec.participation} "
+                f"      training {j + 1}/{n}: split={spec.split} policy={spec.participation} "
                 f"rule={spec.rule} seed={spec.seed}",
                 flush=True,
             )
 
-    runs = run_grid(specs, out / "cache" / "p40", tick)
+    runs = run_grid(specs, out / "cache" / "p40", tick, workers=_workers(size))
     cells: dict[tuple[str, str, str], list[float]] = {}
     for r in runs:
         cells.setdefault((r["split"], r["participation"], r["rule"]), []).append(r["accuracy"])

@@ -103,3 +103,16 @@ def test_runner_only_and_registry(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert figures_main(["--tiny", "--only", "rules_weights", "--out", str(tmp_path)]) == 0
     assert "rules_weights" in capsys.readouterr().out
     assert figures_main(["--plot-only", "--only", "rules_weights", "--out", str(tmp_path)]) == 0
+
+
+def test_parallel_trainings_equal_serial(tmp_path: Path) -> None:
+    """Each training is seeded on its own: two worker processes give the serial records."""
+    from figures import accuracy
+    from figures._experiment import RunSpec, run_grid
+
+    cfg = accuracy.CONFIG["tiny"]
+    specs = [RunSpec(split, "tiny", rule, 5, setting=cfg["setting"])
+             for split in cfg["splits"] for rule in cfg["rules"]]
+    serial = run_grid(specs, tmp_path / "serial", workers=1)
+    parallel = run_grid(specs, tmp_path / "parallel", workers=2)
+    assert serial == parallel

@@ -56,26 +56,34 @@ CONFIG: dict[str, dict[str, Any]] = {
 
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean accuracy and 95% half-width over seeds for each (data, split, rule)."""
-    cells: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+    """Per (data, split, rule): mean accuracy and 95% half-width over seeds, and the paired
+    difference to Serving Rate (same seed: same data split, initialisation and draws)."""
+    cells: dict[tuple[str, str, str, str], dict[int, dict[str, Any]]] = {}
     for r in runs:
-        cells.setdefault((r["data"], r["split"], r["rule"], r["participation"]), []).append(r)
+        key = (r["data"], r["split"], r["rule"], r["participation"])
+        cells.setdefault(key, {})[r["seed"]] = r
     out = []
-    for (data, split, rule, part), rs in sorted(cells.items()):
+    for (data, split, rule, part), by_seed in sorted(cells.items()):
+        rs = [by_seed[k] for k in sorted(by_seed)]
         mean, half = mean_ci([r["accuracy"] for r in rs])
-        out.append(
-            {
-                "data": data,
-                "split": split,
-                "leaf_share": rs[0]["leaf_share"],
-                "rule": rule,
-                "participation": part,
-                "seeds": len(rs),
-                "accuracy": mean,
-                "ci": half,
-                "chi2": rs[0]["chi2"],
-            }
-        )
+        entry: dict[str, Any] = {
+            "data": data,
+            "split": split,
+            "leaf_share": rs[0]["leaf_share"],
+            "rule": rule,
+            "participation": part,
+            "seeds": len(rs),
+            "accuracy": mean,
+            "ci": half,
+            "chi2": rs[0]["chi2"],
+        }
+        ref = cells.get((data, split, "serving-rate", part))
+        if ref is not None:
+            common = sorted(set(ref) & set(by_seed))
+            d_mean, d_half = mean_ci([by_seed[k]["accuracy"] - ref[k]["accuracy"] for k in common])
+            entry["diff_vs_serving_rate"] = d_mean
+            entry["diff_ci"] = d_half
+        out.append(entry)
     return out
 
 
@@ -123,33 +131,60 @@ def compute(size: str, out: Path, seed: int = 0, progress: bool = True) -> Path:
     return path
 
 
+STYLES = {
+    rule: (m, ls)
+    for rule, m, ls in zip(RULES, "os^vDx", ("-", "--", ":", "-.", "-", "--"), strict=True)
+}
+
+
+def _band(ax: Any, x: list[float], y: list[float], h: list[float], rule: str) -> None:
+    marker, ls = STYLES.get(rule, ("o", "-"))
+    (line,) = ax.plot(x, y, marker=marker, ls=ls, ms=3, label=rule)
+    ax.fill_between(
+        x,
+        [a - b for a, b in zip(y, h, strict=True)],
+        [a + b for a, b in zip(y, h, strict=True)],
+        color=line.get_color(),
+        alpha=0.12,
+    )
+
+
 def plot(data_path: Path, out: Path) -> list[Path]:
-    """Plot from the JSON written by :func:`compute`."""
+    """Plot from the JSON written by :func:`compute`.
+
+    Top: mean system accuracy with its 95% band over seeds. Bottom: the paired difference to
+    Serving Rate (same seeds), with its 95% band.
+    """
     plt = pyplot()
     doc = load_json(data_path)
     summ = doc["summary"]
     datas = doc["config"]["data"]
-    fig, axes = plt.subplots(1, len(datas), figsize=(4.6 * len(datas), 3.6), squeeze=False)
-    for ax, data in zip(axes[0], datas, strict=True):
+    fig, axes = plt.subplots(
+        2, len(datas), figsize=(4.6 * len(datas), 6.6), squeeze=False, sharex=True
+    )
+    for col, data in enumerate(datas):
         for rule in doc["config"]["rules"]:
-            pts = sorted(
-                (c["leaf_share"], c["accuracy"], c["ci"])
-                for c in summ
-                if c["data"] == data and c["rule"] == rule
+            cells = sorted(
+                (c for c in summ if c["data"] == data and c["rule"] == rule),
+                key=lambda c: c["leaf_share"],
             )
-            if not pts:
+            if not cells:
                 continue
-            x, y, h = (list(v) for v in zip(*pts, strict=True))
-            ax.plot(x, y, marker="o", ms=3, label=rule)
-            ax.fill_between(
-                x,
-                [a - b for a, b in zip(y, h, strict=True)],
-                [a + b for a, b in zip(y, h, strict=True)],
-                alpha=0.15,
-            )
-        ax.set_title(f"data split: {data}")
-        ax.set_xlabel("share of requests served at end devices")
+            x = [c["leaf_share"] for c in cells]
+            _band(axes[0][col], x, [c["accuracy"] for c in cells], [c["ci"] for c in cells], rule)
+            if "diff_vs_serving_rate" in cells[0]:
+                _band(
+                    axes[1][col],
+                    x,
+                    [c["diff_vs_serving_rate"] for c in cells],
+                    [c["diff_ci"] for c in cells],
+                    rule,
+                )
+        axes[0][col].set_title(f"data split: {data}")
+        axes[1][col].axhline(0.0, color="k", lw=0.6)
+        axes[1][col].set_xlabel("share of requests served at end devices")
     axes[0][0].set_ylabel("system accuracy (mean, 95% CI)")
+    axes[1][0].set_ylabel("minus Serving Rate (paired, 95% CI)")
     axes[0][-1].legend(fontsize=7)
     fig.suptitle(f"{SPEC.title} ({len(doc['config']['seeds'])} seeds)", fontsize=10)
     paths = savefig(fig, out, "accuracy")

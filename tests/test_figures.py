@@ -63,6 +63,10 @@ def test_accuracy_and_resume(tmp_path: Path) -> None:
     for r in doc["runs"]:
         assert 0.0 <= r["accuracy"] <= 1.0
         np.testing.assert_allclose(sum(r["shares"]), 1.0)
+    for c in doc["summary"]:
+        if c["rule"] == "serving-rate":
+            assert c["diff_vs_serving_rate"] == 0.0 and c["diff_ci"] == 0.0
+        assert "diff_vs_serving_rate" in c
     cache = sorted((tmp_path / "cache" / "accuracy").glob("*"))
     assert cache
     mtimes = {p: p.stat().st_mtime_ns for p in cache}

@@ -22,7 +22,11 @@ The algorithm of ``docs/theory.md`` Section 3 with :math:`\tau = 1` and
 :math:`\eta_s = 1` runs vectorised over seeds, weight rules and step schedules (one
 ``numpy.random.Generator`` per seed, from one ``SeedSequence``; all runs of a seed share its
 draws). The measured :math:`F_\lambda(w_t) - F_\lambda^*` (mean over seeds and its 95%
-half-width) is compared with Theorem 1(c) with :math:`E[e_t]` from Theorem 2.
+half-width) is compared with Theorem 1(c) with :math:`E[e_t]` from Theorem 2. Theorem 1(c)
+multiplies Theorem 2's bound by :math:`2L^2/(\mu\tilde\mu)`, so the rate itself is checked
+on the optimisation error of the training objective,
+:math:`e_t = F_{\tilde\lambda}(w_t) - F_{\tilde\lambda}^*` (exact on these quadratics),
+against Theorem 2 alone.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ __all__ = [
     "student_t_halfwidth",
     "validate_rates",
     "with_bound_scale",
+    "with_lt_bound_scale",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -65,6 +70,8 @@ SLOPE_TOL = 0.15
 # At t = 0 the measured error is exact (no randomness yet) and on isotropic problems with
 # lt = lambda Theorem 1(b) is an equality there: the two sides are the same number computed
 # by two formulas, equal up to a few hundred ulps of rounding, not a statistical margin.
+# Likewise Theorem 2's fixed-step bound at t = 0 is gap0 = F_lt(w_0) - F_lt* on every
+# problem, and the measured e_0 is the same number by another formula.
 _ROUND_RTOL = 1e-12
 
 
@@ -348,6 +355,13 @@ class RunResult:
     ``slope`` is the least-squares exponent of ``measured`` against ``gamma + t`` on the
     tail (diminishing step only). ``bias_exact`` is :math:`F_\lambda(\tilde w^*) - F_\lambda^*`
     computed by linear solves, ``bias_bound`` Theorem 1(a).
+
+    ``measured_lt``/``ci_lt`` are the same statistics of the optimisation error of the
+    training objective itself, :math:`e_t = F_{\tilde\lambda}(w_t) - F_{\tilde\lambda}^*`
+    (exact: :math:`F_{\tilde\lambda}` is a quadratic with known minimiser), and
+    ``bound_lt`` Theorem 2's bound on :math:`E[e_t]` (the :math:`\bar e_t` inside
+    ``bound``); ``slope_lt`` the tail exponent of ``measured_lt`` (diminishing step only).
+    ``measured_lt[0]`` is ``constants["gap0"]``.
     """
 
     lt_rule: str
@@ -364,6 +378,10 @@ class RunResult:
     bias_bound: float
     constants: dict[str, float]
     max_distance: float
+    measured_lt: list[float]
+    ci_lt: list[float]
+    bound_lt: list[float]
+    slope_lt: float | None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -408,16 +426,18 @@ def _simulate(
     steps: FloatArray,
     w0: FloatArray,
     centre: FloatArray,
-    h_lam: FloatArray,
-    w_lam: FloatArray,
+    targets: tuple[tuple[FloatArray, FloatArray], ...],
     records: NDArray[np.int64],
     cfg: ValidationConfig,
 ) -> tuple[FloatArray, FloatArray]:
-    r"""Run every (rule, schedule) on every seed; return errors (R, S, n_rec), max distances (R,).
+    r"""Run every (rule, schedule) on every seed; return errors (P, R, S, n_rec), distances (R,).
 
     ``coef[r, i, k] = beta_{i,k}/q_{i,k}`` (0 off the populations; a last column of zeros
     stands for idling), ``steps[r, t]`` the step of round t, ``centre[r]`` the minimiser of
-    the run's :math:`F_{\tilde\lambda}` (for the distance check).
+    the run's :math:`F_{\tilde\lambda}` (for the distance check). Each of the ``P``
+    ``targets`` is a pair ``(H, w*)`` of arrays (R, D, D), (R, D): the error recorded for it
+    is the exact excess :math:`\tfrac12 (w - w^*)^\top H (w - w^*)` of a quadratic with
+    Hessian ``H[r]`` and minimiser ``w*[r]``.
     """
     n = prob.part.q.shape[0]
     dd = prob.mask.shape[1]
@@ -435,16 +455,17 @@ def _simulate(
     sel_gens = [np.random.default_rng(c[0]) for c in kids]
     noise_gens = [np.random.default_rng(c[1]) for c in kids]
     w = np.broadcast_to(w0, (n_runs, n_s, dd)).copy()
-    errs = np.empty((n_runs, n_s, records.size))
+    errs = np.empty((len(targets), n_runs, n_s, records.size))
     maxdist = np.zeros(n_runs)
     rec_pos = {int(t): j for j, t in enumerate(records)}
     node = np.arange(n)
 
     def record(t: int) -> None:
         j = rec_pos.get(t)
-        dev = w - w_lam[:, None, :]
         if j is not None:
-            errs[:, :, j] = 0.5 * np.einsum("rsd,rde,rse->rs", dev, h_lam, dev)
+            for p, (h_tgt, w_tgt) in enumerate(targets):
+                dev = w - w_tgt[:, None, :]
+                errs[p, :, :, j] = 0.5 * np.einsum("rsd,rde,rse->rs", dev, h_tgt, dev)
         dist = np.sqrt(((w - centre[:, None, :]) ** 2).sum(-1)).max(axis=1)
         np.maximum(maxdist, dist, out=maxdist)
 
@@ -492,13 +513,19 @@ def validate_rates(config: ValidationConfig | None = None) -> ValidationResult:
       within ``SLOPE_TOL`` of -1;
     - ``floor_order_matches_chi2``: the diminishing-step floors are ordered as
       :math:`\chi^2` (strictly increasing along increasing :math:`\chi^2`);
-    - ``gradient_bound_holds``: every iterate stayed in the ball where :math:`G` holds.
+    - ``gradient_bound_holds``: every iterate stayed in the ball where :math:`G` holds;
+    - ``under_bound_lt``: the measured optimisation error of the training objective,
+      :math:`F_{\tilde\lambda}(w_t) - F_{\tilde\lambda}^*`, plus its ci lies under
+      Theorem 2's :math:`\bar e_t` at every recorded round of every run. Theorem 1(c)
+      multiplies :math:`\bar e_t` by :math:`2L^2/(\mu\tilde\mu)` (thousands here), so
+      ``under_bound`` alone cannot tell whether the predicted rate holds; this one can.
 
     Examples
     --------
     >>> res = validate_rates(ValidationConfig(n_seeds=3, rounds=40, n_records=6))
-    >>> sorted(res.checks)
-    ['floor_order_matches_chi2', 'gradient_bound_holds', 'slope_ok', 'under_bound']
+    >>> sorted(res.checks)  # doctest: +NORMALIZE_WHITESPACE
+    ['floor_order_matches_chi2', 'gradient_bound_holds', 'slope_ok', 'under_bound',
+     'under_bound_lt']
     """
     from . import bounds as bd  # numpy only
 
@@ -557,6 +584,7 @@ def validate_rates(config: ValidationConfig | None = None) -> ValidationResult:
                 "V": float(v_bound),
                 "radius": radius,
                 "w_t_star": w_t_star,
+                "h_t": h_t,
                 "beta": bet,
                 "bias_exact": bias_exact,
                 "bias_bound": float(bd.bias_bound(lam, lt, big_l, mu, gamma_het)),
@@ -589,7 +617,12 @@ def validate_rates(config: ValidationConfig | None = None) -> ValidationResult:
             sched.append((r, name, extra))
     h_runs = np.broadcast_to(h_lam, (n_runs, *h_lam.shape))
     w_runs = np.broadcast_to(w_lam_star, (n_runs, w_lam_star.size))
-    errs, maxdist = _simulate(prob, coef, steps, w0, centre, h_runs, w_runs, records, cfg)
+    # the training objective of each run: F_lt, Hessian h_t, minimiser w_t* (= centre)
+    h_lt_runs = np.stack([rule_rows[r]["h_t"] for r, _, _ in sched])
+    errs_all, maxdist = _simulate(
+        prob, coef, steps, w0, centre, ((h_runs, w_runs), (h_lt_runs, centre)), records, cfg
+    )
+    errs, errs_lt = errs_all[0], errs_all[1]
 
     runs: list[RunResult] = []
     tail = records >= cfg.tail * cfg.rounds
@@ -598,6 +631,8 @@ def validate_rates(config: ValidationConfig | None = None) -> ValidationResult:
         row = rule_rows[r]
         meas = errs[idx].mean(axis=0)
         ci = student_t_halfwidth(errs[idx])
+        meas_lt = errs_lt[idx].mean(axis=0)
+        ci_lt = student_t_halfwidth(errs_lt[idx])
         if name == "fixed":
             e_bar = bd.sgd_fixed_step_bound(
                 records, extra["eta"], row["L_t"], row["mu_t"], row["V"], row["gap0"]
@@ -616,11 +651,13 @@ def validate_rates(config: ValidationConfig | None = None) -> ValidationResult:
             ]
         )
         slope: float | None = None
+        slope_lt: float | None = None
         if name == "diminishing":
             x = extra["gamma"] + records[tail].astype(np.float64)
             design = np.stack([np.ones_like(x), 1.0 / x], axis=1)
             floor = float(np.linalg.lstsq(design, meas[tail], rcond=None)[0][0])
             slope = _loglog_slope(x, meas[tail])
+            slope_lt = _loglog_slope(x, meas_lt[tail])
         else:
             floor = float(meas[tail].mean())
         runs.append(
@@ -649,6 +686,10 @@ def validate_rates(config: ValidationConfig | None = None) -> ValidationResult:
                     **extra,
                 },
                 max_distance=float(maxdist[idx]),
+                measured_lt=[float(x) for x in meas_lt],
+                ci_lt=[float(x) for x in ci_lt],
+                bound_lt=[float(x) for x in e_arr],
+                slope_lt=slope_lt,
             )
         )
     checks = _checks(runs)
@@ -692,11 +733,17 @@ def _checks(runs: list[RunResult]) -> dict[str, bool]:
         )
     )
     ball_ok = all(r.max_distance <= r.constants["radius"] for r in runs)
+    under_lt = all(
+        m + c <= b * (1.0 + _ROUND_RTOL)
+        for r in runs
+        for m, c, b in zip(r.measured_lt, r.ci_lt, r.bound_lt, strict=True)
+    )
     return {
         "floor_order_matches_chi2": bool(order_ok),
         "gradient_bound_holds": bool(ball_ok),
         "slope_ok": bool(slope_ok),
         "under_bound": bool(under),
+        "under_bound_lt": bool(under_lt),
     }
 
 
@@ -709,28 +756,46 @@ def with_bound_scale(result: ValidationResult, scale: float) -> ValidationResult
     return ValidationResult(config=result.config, runs=runs, checks=_checks(runs))
 
 
+def with_lt_bound_scale(result: ValidationResult, scale: float) -> ValidationResult:
+    """The same measurements against Theorem 2's bound multiplied by ``scale``.
+
+    Only ``bound_lt`` changes (``bound`` is kept); the checks are recomputed, so a
+    deliberately wrong Theorem 2 bound (``scale < 1``) must be caught by ``under_bound_lt``.
+    """
+    runs = [replace(r, bound_lt=[b * scale for b in r.bound_lt]) for r in result.runs]
+    return ValidationResult(config=result.config, runs=runs, checks=_checks(runs))
+
+
 def format_table(result: ValidationResult) -> str:
     """A readable table of the runs (a few recorded rounds each) and the checks."""
     lines = []
     lam = result.config.get("lambda")
     lines.append(f"validate-rates: lambda = {lam}, seeds = {result.config['n_seeds']}, "
                  f"rounds = {result.config['rounds']}")
-    head = f"{'rule':<14}{'schedule':<12}{'chi2':>8}{'slope':>8}{'floor':>11}{'bias':>11}"
+    head = (
+        f"{'rule':<14}{'schedule':<12}{'chi2':>8}{'slope':>8}{'floor':>11}{'bias':>11}"
+        f"{'slope_lt':>10}"
+    )
     lines.append(head)
     for r in result.runs:
         slope = "-" if r.slope is None else f"{r.slope:.3f}"
+        slope_lt = "-" if r.slope_lt is None else f"{r.slope_lt:.3f}"
         lines.append(
             f"{r.lt_rule:<14}{r.schedule:<12}{r.chi2:>8.4f}{slope:>8}"
-            f"{r.floor:>11.3e}{r.bias_exact:>11.3e}"
+            f"{r.floor:>11.3e}{r.bias_exact:>11.3e}{slope_lt:>10}"
         )
     lines.append("")
-    lines.append(f"{'rule':<14}{'schedule':<12}{'t':>7}{'measured':>12}{'ci':>11}{'bound':>11}")
+    lines.append(
+        f"{'rule':<14}{'schedule':<12}{'t':>7}{'measured':>12}{'ci':>11}{'bound':>11}"
+        f"{'e_t':>12}{'ci_e':>11}{'thm2':>11}"
+    )
     for r in result.runs:
         n_rec = len(r.t)
         for j in sorted({0, n_rec // 4, n_rec // 2, (3 * n_rec) // 4, n_rec - 1}):
             lines.append(
                 f"{r.lt_rule:<14}{r.schedule:<12}{r.t[j]:>7d}{r.measured[j]:>12.4e}"
                 f"{r.ci[j]:>11.2e}{r.bound[j]:>11.3e}"
+                f"{r.measured_lt[j]:>12.4e}{r.ci_lt[j]:>11.2e}{r.bound_lt[j]:>11.3e}"
             )
     lines.append("")
     for name, ok in sorted(result.checks.items()):

@@ -100,6 +100,10 @@ def median_ratio(run: dict[str, Any]) -> float:
     )
 
 
+def _fmt(x: float) -> str:
+    return f"{x:.0f}" if x >= 10 else f"{x:.2g}"
+
+
 def _panel(ax: Any, runs: list[dict[str, Any]], key: str, ci: str, bound: str) -> None:
     for j, r in enumerate(runs):
         color = f"C{j}"
@@ -130,17 +134,18 @@ def plot(data_path: Path, out: Path) -> list[Path]:
         _panel(axes[0][col], runs, "measured", "ci", "bound")
         axes[0][col].set_title(f"{sched} step (dashed: Theorems 1(c) + 2)", fontsize=9)
         _panel(axes[1][col], runs, "measured_lt", "ci_lt", "bound_lt")
-        ratios = ", ".join(f"{r['lt_rule']} {median_ratio(r):.3g}" for r in runs)
+        ratios = ", ".join(f"{r['lt_rule']} {_fmt(median_ratio(r))}" for r in runs)
         axes[1][col].set_title(
             f"{sched} step: e_t against Theorem 2 (dashed)\n"
-            f"median bound/measured, t >= 1: {ratios}",
+            f"median bound/measured over t >= 1:\n{ratios}",
             fontsize=8,
         )
     axes[0][0].set_ylabel("F_lambda(w_t) - F_lambda*")
     axes[1][0].set_ylabel("e_t = F_lt(w_t) - F_lt*")
     axes[0][0].legend(fontsize=7)
+    fig.subplots_adjust(hspace=0.42)
     checks = ", ".join(f"{k}={v}" for k, v in doc["checks"].items())
-    fig.suptitle(f"{SPEC.title}\n{checks}", fontsize=9, y=1.04)
+    fig.suptitle(f"{SPEC.title}\n{checks}", fontsize=9, y=0.98)
     paths = savefig(fig, out, "convergence")
     plt.close(fig)
     return paths

@@ -14,6 +14,7 @@ from cistheory import CISInputError
 from cistheory import bounds as bd
 from cistheory.validate import (
     SLOPE_TOL,
+    RunResult,
     ValidationConfig,
     ValidationResult,
     build_problem,
@@ -21,6 +22,7 @@ from cistheory.validate import (
     student_t_halfwidth,
     validate_rates,
     with_bound_scale,
+    with_lt_bound_scale,
 )
 from cistheory.validate_cli import register
 
@@ -49,11 +51,14 @@ def tight() -> ValidationResult:
 
 
 def _recompute_checks(res: ValidationResult) -> dict[str, bool]:
-    """The three checks, recomputed from the reported numbers alone."""
+    """The three checks and ``under_bound_lt``, recomputed from the reported numbers alone."""
     under = True
+    under_lt = True
     for r in res.runs:
         m, c, b = (np.asarray(x) for x in (r.measured, r.ci, r.bound))
         under &= bool(np.all(m + c <= b * (1 + 1e-12)))  # rounding only, see validate.py
+        m, c, b = (np.asarray(x) for x in (r.measured_lt, r.ci_lt, r.bound_lt))
+        under_lt &= bool(np.all(m + c <= b * (1 + 1e-12)))  # rounding only, see validate.py
     dim = [r for r in res.runs if r.schedule == "diminishing"]
     slope_ok = True
     for r in dim:
@@ -62,6 +67,8 @@ def _recompute_checks(res: ValidationResult) -> dict[str, bool]:
         x = r.constants["gamma"] + t[tail]
         slope = np.polyfit(np.log(x), np.log(np.asarray(r.measured)[tail]), 1)[0]
         assert slope == pytest.approx(r.slope, rel=1e-9)  # the reported slope is that fit
+        slope_lt = np.polyfit(np.log(x), np.log(np.asarray(r.measured_lt)[tail]), 1)[0]
+        assert slope_lt == pytest.approx(r.slope_lt, rel=1e-9)
         if r.chi2 == 0:
             slope_ok &= abs(slope + 1) <= SLOPE_TOL
     chi = np.array([r.chi2 for r in dim])
@@ -69,7 +76,12 @@ def _recompute_checks(res: ValidationResult) -> dict[str, bool]:
     order = np.argsort(chi, kind="stable")
     steps = np.diff(chi[order]) > 0
     order_ok = bool(np.all(np.diff(floor[order])[steps] > 0))
-    return {"under_bound": under, "slope_ok": slope_ok, "floor_order_matches_chi2": order_ok}
+    return {
+        "under_bound": under,
+        "under_bound_lt": under_lt,
+        "slope_ok": slope_ok,
+        "floor_order_matches_chi2": order_ok,
+    }
 
 
 def test_checks_recomputed_from_numbers(small: ValidationResult) -> None:
@@ -85,6 +97,7 @@ def test_small_setting_shows_the_claims(small: ValidationResult) -> None:
         "gradient_bound_holds": True,
         "slope_ok": True,
         "under_bound": True,
+        "under_bound_lt": True,
     }
     rules = {r.lt_rule for r in small.runs}
     assert rules == {"serving-rate", "balanced-adj", "equal"}
@@ -110,13 +123,69 @@ def test_halved_bound_is_caught(tight: ValidationResult) -> None:
     assert with_bound_scale(tight, 1.0).checks == tight.checks
 
 
+def _theorem2(r: RunResult) -> np.ndarray:
+    c = r.constants
+    t = np.asarray(r.t)
+    if r.schedule == "fixed":
+        return np.asarray(
+            bd.sgd_fixed_step_bound(t, c["eta"], c["L_t"], c["mu_t"], c["V"], c["gap0"])
+        )
+    return np.asarray(
+        bd.sgd_diminishing_bound(t, c["b"], c["gamma"], c["L_t"], c["mu_t"], c["V"], c["gap0"])
+    )
+
+
+def test_training_objective_error(small: ValidationResult) -> None:
+    lam = np.asarray(small.config["lambda"])
+    for r in small.runs:
+        c = r.constants
+        # t = 0: w_0 for every seed, so e_0 is F_lt(w_0) - F_lt* = gap0, computed there from
+        # (H, b, c) and here as (w_0 - w*)^T H (w_0 - w*)/2: equal up to rounding
+        assert r.measured_lt[0] == pytest.approx(c["gap0"], rel=1e-12)
+        assert r.ci_lt[0] <= 1e-12 * r.measured_lt[0]  # identical samples: rounding only
+        # bound_lt is Theorem 2 with the run's constants, and it is the e-bar inside bound
+        np.testing.assert_allclose(r.bound_lt, _theorem2(r), rtol=1e-12)
+        full = [
+            bd.training_error_bound(lam, np.asarray(r.lt), c["L"], c["mu"], c["mu_t"],
+                                    c["Gamma"], e)
+            for e in r.bound_lt
+        ]
+        np.testing.assert_allclose(r.bound, full, rtol=1e-12)
+        if r.chi2 == 0.0:  # lt = lambda: the training objective is F_lambda itself
+            np.testing.assert_allclose(r.measured_lt, r.measured, rtol=1e-9)
+    # every lt trains its own objective without bias: e_t decays as 1/t under the
+    # diminishing step for every rule, chi2 > 0 included (SLOPE_TOL as for slope_ok)
+    for r in small.runs:
+        if r.schedule == "diminishing":
+            assert r.slope_lt is not None and abs(r.slope_lt + 1) <= SLOPE_TOL, r.lt_rule
+        else:
+            assert r.slope_lt is None
+
+
+def test_halved_theorem2_bound_is_caught(tight: ValidationResult) -> None:
+    assert tight.checks["under_bound_lt"]
+    wrong = with_lt_bound_scale(tight, 0.5)
+    assert not wrong.checks["under_bound_lt"]
+    assert wrong.checks["under_bound"] == tight.checks["under_bound"]  # only bound_lt moved
+    assert with_lt_bound_scale(tight, 1.0).checks == tight.checks
+    # not only at t = 0 (where the fixed-step bound equals gap0): on this isotropic problem
+    # the exact stationary fixed-step error is eta V / (2 (2 - eta L)) = 2/3 of Theorem 2's
+    # floor eta V / 2 at eta L = 1/2, so half the bound lies under the whole interval
+    fixed = next(r for r in tight.runs if r.schedule == "fixed")
+    t = np.asarray(fixed.t)
+    low = np.asarray(fixed.measured_lt) - np.asarray(fixed.ci_lt)
+    assert (low[t >= 1] > 0.5 * np.asarray(fixed.bound_lt)[t >= 1]).any()
+
+
 def test_bound_without_variance_term_is_caught(tight: ValidationResult) -> None:
     # Theorem 2 with V = 0 (forgetting the gradient noise) is wrong: the measured error
     # stays at the noise floor. Caught with the whole confidence interval above it.
     fixed = next(r for r in tight.runs if r.schedule == "fixed")
     c = fixed.constants
     lam = np.asarray(tight.config["lambda"])
-    e0 = bd.sgd_fixed_step_bound(np.asarray(fixed.t), c["eta"], c["L_t"], c["mu_t"], 0.0, c["gap0"])
+    e0 = np.atleast_1d(
+        bd.sgd_fixed_step_bound(np.asarray(fixed.t), c["eta"], c["L_t"], c["mu_t"], 0.0, c["gap0"])
+    )
     wrong = np.array(
         [bd.training_error_bound(lam, lam, c["L"], c["mu"], c["mu_t"], 0.0, float(e)) for e in e0]
     )
@@ -124,16 +193,27 @@ def test_bound_without_variance_term_is_caught(tight: ValidationResult) -> None:
     assert (low > wrong).any()
 
 
-def _exact_first_step(cfg: ValidationConfig, schedule: str) -> float:
-    """E[F_lambda(w_1)] - F_lambda* for the serving-rate rule, from exact moments of g."""
+def _exact_first_step(
+    cfg: ValidationConfig,
+    schedule: str,
+    lt: np.ndarray | None = None,
+    target: np.ndarray | None = None,
+) -> float:
+    """E[F_target(w_1)] - F_target* after one step on F_lt, from exact moments of g.
+
+    ``lt`` (the training weights) and ``target`` (the objective measured) default to lambda.
+    """
     prob = build_problem(cfg)
     lam = prob.cis.lam
+    lt = lam if lt is None else lt
+    target = lam if target is None else target
     q = prob.part.q
     frac = prob.part.data_fraction()
-    beta = frac * lam[None, :]
-    h_lam, b_lam, _ = prob.weighted(lam)
+    beta = frac * lt[None, :]
+    h_tr, _, _ = prob.weighted(lt)
+    h_lam, b_lam, _ = prob.weighted(target)
     w_star = np.linalg.solve(h_lam, b_lam)
-    eig = np.linalg.eigvalsh(h_lam)
+    eig = np.linalg.eigvalsh(h_tr)
     eta = cfg.fixed_step / eig.max()  # the first step of both schedules
     assert schedule in {"fixed", "diminishing"}
     w0 = np.zeros(w_star.size)
@@ -159,13 +239,21 @@ def _exact_first_step(cfg: ValidationConfig, schedule: str) -> float:
 
 
 def test_first_step_matches_exact_moments() -> None:
-    cfg = dataclasses.replace(SMALL, n_seeds=4000, rounds=10, n_records=4, rules=("serving-rate",))
+    cfg = dataclasses.replace(
+        SMALL, n_seeds=4000, rounds=10, n_records=4, rules=("serving-rate", "equal")
+    )
     res = validate_rates(cfg)
+    lam = res.config["lambda"]
     for r in res.runs:
         j = r.t.index(1)
-        exact = _exact_first_step(cfg, r.schedule)
+        lt = np.asarray(r.lt)
         # 2 x the 95% half-width is about 4 standard errors of the mean over 4000 seeds
-        assert abs(r.measured[j] - exact) <= 2 * r.ci[j], (r.schedule, r.measured[j], exact)
+        exact = _exact_first_step(cfg, r.schedule, lt, np.asarray(lam))
+        assert abs(r.measured[j] - exact) <= 2 * r.ci[j], (r.lt_rule, r.schedule, exact)
+        exact_lt = _exact_first_step(cfg, r.schedule, lt, lt)  # e_1 of the training objective
+        assert abs(r.measured_lt[j] - exact_lt) <= 2 * r.ci_lt[j], (r.lt_rule, r.schedule)
+        if r.lt_rule == "equal":  # F_lt and F_lambda differ: the two checks are distinct
+            assert abs(exact_lt - exact) > 4 * max(r.ci[j], r.ci_lt[j])
 
 
 def test_results_do_not_depend_on_chunking() -> None:
@@ -215,7 +303,8 @@ def test_cli_json_and_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert printed["config"]["n_seeds"] == 20
     run = printed["runs"][0]
     assert set(run) >= {
-        "lt_rule", "lt", "chi2", "schedule", "t", "measured", "ci", "bound", "slope", "floor"
+        "lt_rule", "lt", "chi2", "schedule", "t", "measured", "ci", "bound", "slope", "floor",
+        "measured_lt", "ci_lt", "bound_lt", "slope_lt",
     }
     assert rc == (0 if all(printed["checks"].values()) else 1)
     assert not list(tmp_path.glob(".*.tmp"))  # the temporary file was renamed

@@ -18,8 +18,10 @@ budget the minimiser is the water-filling
 For each :math:`\rho`, every :math:`\nu_i` solves :math:`\sum_k q_{i,k} = 1` (or is 0 when the
 row wants less). The row sum :math:`R_i(\nu)` is decreasing; the solver runs a safeguarded
 Newton method on :math:`R_i(\nu)^{-2} = 1` (exact in one step when no pair sits on the floor
-and :math:`\rho = 0`) for all nodes at once, then a safeguarded Newton method on :math:`\rho`
-with the derivative of the spend from the implicit function theorem.
+and :math:`\rho = 0`) for all nodes at once, then a safeguarded Newton method on
+:math:`\rho` for :math:`\text{spend}(\rho)^{-2} = C'^{-2}`, with the derivative of the spend
+from the implicit function theorem and the row multipliers started at their first-order
+prediction. Internally the arrays are (K, N): per-node sums add K contiguous rows.
 
 Certificate: for any :math:`\nu \ge 0, \rho \ge 0` the Lagrangian dual
 

@@ -5,7 +5,8 @@ the reference), so exit 1 is trained on little data when every node trains its d
 In the "p40" variant middles train a shallower exit with probability 0.4 and the root with
 0.8. Left: measured system accuracy of the early-exit MLP (digits) for both policies across
 the rate splits (mean and 95% band over seeds). Right: the bound (Corollary of
-``docs/theory.md``) of each policy at the weights it trains with, and the bound-optimal
+``docs/theory.md``, split form: generalisation + bias + optimisation, the objective the
+design minimises) of each policy at the weights it trains with, and the bound-optimal
 design of each eligibility (:func:`convex.compare_eligibility`: deepest exit only, or any
 hosted exit with optimised ``q``), with the noise constants and gradient bounds measured on
 the same model at initialisation and the illustrative curvature constants of
@@ -196,7 +197,7 @@ def plot(data_path: Path, out: Path) -> list[Path]:
     ):
         for rule in sorted({b["rule"] for b in doc["bounds"] if b["kind"] == kind}):
             bpts = sorted(
-                (b["leaf_share"], b["total"])
+                (b["leaf_share"], b["total_split"])
                 for b in doc["bounds"]
                 if b["kind"] == kind and b["policy"] == policy and b["rule"] == rule
             )
@@ -209,7 +210,7 @@ def plot(data_path: Path, out: Path) -> list[Path]:
                 label=f"{policy} ({'optimal design' if kind == 'optimal' else rule})",
             )
     ax2.set_xlabel("share served at end devices")
-    ax2.set_ylabel("bound (Corollary, total)")
+    ax2.set_ylabel("bound (Corollary, split form)")
     ax2.set_title("bound", fontsize=9)
     ax2.legend(fontsize=7)
     fig.suptitle(SPEC.title, fontsize=10)

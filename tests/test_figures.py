@@ -89,6 +89,13 @@ def test_p40(tmp_path: Path) -> None:
     kinds = {(b["kind"], b["policy"]) for b in doc["bounds"]}
     assert ("optimal", "deepest") in kinds and ("optimal", "shallower") in kinds
     assert all(b["total"] > 0 for b in doc["bounds"])
+    # the optimal deepest-exit design is no worse, in the form it minimises, than a rule's lt
+    for split in {b["split"] for b in doc["bounds"]}:
+        best = next(b["total_split"] for b in doc["bounds"]
+                    if b["split"] == split and b["kind"] == "optimal" and b["policy"] == "deepest")
+        at_rule = [b["total_split"] for b in doc["bounds"]
+                   if b["split"] == split and b["kind"] == "at rule" and b["policy"] == "deepest"]
+        assert all(best <= v * (1 + 1e-9) for v in at_rule)
 
 
 def test_q_heatmap(tmp_path: Path) -> None:

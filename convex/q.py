@@ -300,14 +300,18 @@ def _solve_rows(p: _Prob, rho: float, nu0: FloatArray | None) -> FloatArray:
         lo = np.where(above, x, lo)
         hi = np.where(above, hi, x)
         done = (np.abs(r - 1) <= _RTOL) | (hi - lo <= _RTOL * hi)
-        out[live[done]] = x[done]
-        keep = ~done
-        if not keep.any():
-            break
         # Newton on psi(nu) = R^-2 - 1 (psi' = 2 R^-3 (-R')): exact in one step when no pair
         # is on the floor and rho = 0, since then R^-2 is linear in nu
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             cand = x - (1 - r * r) * r / (2 * dr)
+        # a converged row still takes its Newton step when it stays in the bracket: from a
+        # residual <= 1e-13 the step leaves one at rounding level, at no extra evaluation
+        # (the certificate in _finish is computed from the returned q)
+        ok = np.isfinite(cand) & (cand >= lo) & (cand <= hi)
+        out[live[done]] = np.where(ok, cand, x)[done]
+        keep = ~done
+        if not keep.any():
+            break
         if not keep.all():  # shrink the working set to the rows still iterating
             live, cand, lo, hi = live[keep], cand[keep], lo[keep], hi[keep]
             c_a, inel_a = c_a[:, keep], inel_a[keep]

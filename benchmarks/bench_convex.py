@@ -8,7 +8,7 @@ Prints three tables (nothing is asserted):
    node-exit pairs vs cvxpy (build + solve) up to the size cvxpy finishes in about a minute.
 3. The joint design on the 7-, 17- and 100-node reference trees ("shallower" policy).
 
-Targets (from the brief): fast >= 100x faster than a cvxpy re-solve for K <= 100;
+Targets: fast >= 100x faster than a cvxpy re-solve for K <= 100;
 10^6 pairs in under 1 s. Usage::
 
     python benchmarks/bench_convex.py [--quick] [--cvxpy-cap SECONDS]

@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from cistheory.errors import CISInputError
 
@@ -95,6 +95,16 @@ def _fix_rows(q: FloatArray, q_min: float) -> FloatArray:
 def _scale(*arrays: ArrayLike) -> float:
     m = max(float(np.max(np.abs(np.asarray(a, dtype=np.float64)), initial=0.0)) for a in arrays)
     return m if m > 0 else 1.0
+
+
+def _set_budget(prog: Any, cost: ArrayLike | None, budget: float | None,
+                rows_fixed: NDArray[np.int64]) -> None:
+    """Set a budgeted program's cost per free pair and the budget left after fixed rows."""
+    if cost is None or budget is None:
+        raise CISInputError("budget", budget, "this program was built with a budget")
+    cost_a = np.asarray(cost, dtype=np.float64)
+    prog.cost.value = cost_a[prog.cols]
+    prog.budget.value = float(budget) - float(cost_a[prog.fixed[rows_fixed]].sum())
 
 
 class LtProgram:
@@ -244,11 +254,7 @@ class QProgram:
         self.q_min.value = float(q_min)
         rows_fixed = np.flatnonzero(self.fixed >= 0)
         if self.with_budget:
-            if cost is None or budget is None:
-                raise CISInputError("budget", budget, "this program was built with a budget")
-            cost_a = np.asarray(cost, dtype=np.float64)
-            self.cost.value = cost_a[self.cols]
-            self.budget.value = float(budget) - float(cost_a[self.fixed[rows_fixed]].sum())
+            _set_budget(self, cost, budget, rows_fixed)
         _solve(self.prob, "optimal_q (cvxpy)")
         q = np.zeros(self.shape)
         q[self.rows, self.cols] = np.maximum(np.asarray(self.q.value), float(q_min))
@@ -371,11 +377,7 @@ class JointProgram:
         self.q_min.value = float(q_min)
         rows_fixed = np.flatnonzero(self.fixed >= 0)
         if self.with_budget:
-            if cost is None or budget is None:
-                raise CISInputError("budget", budget, "this program was built with a budget")
-            cost_a = np.asarray(cost, dtype=np.float64)
-            self.cost.value = cost_a[self.cols]
-            self.budget.value = float(budget) - float(cost_a[self.fixed[rows_fixed]].sum())
+            _set_budget(self, cost, budget, rows_fixed)
         _solve(self.prob, "joint design (cvxpy)")
         x = _renormalise(np.asarray(self.x.value, dtype=np.float64), float(lt_min))
         q = np.zeros(self.shape)

@@ -41,7 +41,17 @@ def _time(fn: Callable[[], object], repeat: int) -> float:
 
 
 def bench_lt(ks: list[int], big: int | None, rng: np.random.Generator) -> None:
-    print("\noptimal_lt: fast vs cvxpy (CLARABEL); times in ms, ratios = cvxpy / fast")
+    from convex._jit import joint_kernel
+
+    if joint_kernel() is not None:
+        import numba
+
+        kind = f"compiled Newton kernel (numba {numba.__version__})"
+        optimal_lt([0.5, 0.5], [1.0, 1.0], 1.0, 1.0)  # compile (or load from cache) first
+    else:
+        kind = "Python/numpy Newton (numba not installed or CISTHEORY_NO_JIT set)"
+    print(f"\noptimal_lt: fast path = {kind}")
+    print("optimal_lt: fast vs cvxpy (CLARABEL); times in ms, ratios = cvxpy / fast")
     print(f"{'K':>8} {'fast':>10} {'cvx first':>11} {'cvx resolve':>12} "
           f"{'first/fast':>11} {'resolve/fast':>13} {'rel diff J':>11}")
     for k in ks:

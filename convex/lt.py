@@ -72,6 +72,10 @@ _JOINT_RTOL = 1e-14
 # call costs ~0.3-1 us whatever the length, a Python loop ~0.3 us per exit and step, and
 # the crossover measured on the benchmark problems lies between 16 and 32 exits.
 _SMALL_K = 24
+# Up to this many exits the compiled kernel (numba) runs when available: it sums in order,
+# so its certificate carries ~K ulps of rounding; above this the numpy path (pairwise sums)
+# keeps the gap at rounding level and its call overhead no longer matters.
+_JIT_MAX_K = 4096
 
 
 @dataclass(frozen=True)
@@ -414,6 +418,37 @@ def _joint_small(
     return None
 
 
+def _joint_jit(
+    lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float
+) -> LtResult | None:
+    """:func:`_joint_small` compiled (numba, see :mod:`convex._jit`): same iterates, test and
+    certificate. ``None`` where :func:`_joint_small` would return it."""
+    from ._jit import joint_kernel
+
+    kernel = joint_kernel()
+    if kernel is None:  # pragma: no cover - callers check availability first
+        return None
+    s = math.sqrt(a) * lam
+    b2 = (2.0 * b) * v
+    out, x = kernel(s, b2, lam, v, float(lt_min), _JOINT_RTOL, _MAX_JOINT)
+    if out[0] != 0.0:
+        return None
+    it, nu, sx, chi, var, inner = (float(t) for t in out[1:])
+    t_chi = a * (sx * chi - 1.0)
+    t_var = b * (var / (sx * sx))
+    obj = t_chi + t_var
+    dual = nu - a + inner
+    return LtResult(lt=x * (1.0 / sx), objective=obj, terms={"chi2": t_chi, "variance": t_var},
+                    multiplier=nu, dual=dual, gap=obj - dual, method="fast", status="optimal",
+                    iterations=int(it))
+
+
+def _jit_available() -> bool:
+    from ._jit import joint_kernel
+
+    return joint_kernel() is not None
+
+
 def _joint_vec(
     lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float
 ) -> LtResult | None:
@@ -611,7 +646,11 @@ def optimal_lt(
         # common case first: lean checks, then the joint Newton iteration on the KKT system
         lean = _lean_inputs(lam, v, a, b, lt_min)
         if lean is not None:
-            res = (_joint_small if lean[0].size <= _SMALL_K else _joint_vec)(*lean)
+            if lean[0].size <= _JIT_MAX_K and _jit_available():
+                solver = _joint_jit
+            else:
+                solver = _joint_small if lean[0].size <= _SMALL_K else _joint_vec
+            res = solver(*lean)
             if res is not None:
                 return res
     lam_a, v_a, af, bf, lm = _check_inputs(lam, v, a, b, lt_min)

@@ -93,6 +93,10 @@ def test_outputs(tmp_path: Path) -> None:
     res = run_training(cfg, tmp_path / "out", progress=io.StringIO())
     assert res["complete"] and res["rounds_done"] == 6
     assert len(res["history"]) == 6 and len(res["final_objectives"]) == 3
+    # the test set served through the CIS: shares follow lambda up to request rounding
+    assert 0.0 <= res["system_accuracy"] <= 1.0 and res["dropped_requests"] == 0
+    # (each of the 7 nodes rounds its served count of the 200 requests to a whole request)
+    assert res["served_shares"] == pytest.approx(res["lambda"], abs=7 / 200)
     # the balanced-adj weights: mean of lambda and the normalised 1/v
     lam = res["lambda"]
     v = res["weights"]["v"]

@@ -378,7 +378,7 @@ def test_select_exits_frequencies() -> None:
 def test_exit_objectives_and_history() -> None:
     nodes = two_nodes()
     # at (a, b) = (1, 1): f_{0,2} = (3 - 5)^2 / 2 = 2, f_{1,1} = (1 - 3)^2 / 2 = 2
-    np.testing.assert_array_equal(exit_objectives(scalar_model(), nodes, GOLDEN_Q), [2.0, 2.0])
+    assert exit_objectives(scalar_model(), nodes, GOLDEN_Q) == [2.0, 2.0]
     res = run_federated(scalar_model(), nodes, GOLDEN_Q, [0.5, 0.5], golden_cfg(eval_every=1))
     # at (3, 3): f_{1,1} = 0, f_{0,2} = (9 - 5)^2 / 2 = 8
     assert res.history[0].objectives == [0.0, 8.0]

@@ -136,7 +136,6 @@ def run_training(
     CISInputError
         ``resume`` without a checkpoint, or a checkpoint of another configuration.
     """
-    import numpy as np
     import torch
 
     from .checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
@@ -194,7 +193,7 @@ def run_training(
         "node_samples": [len(d) for d in exp.node_data],
         "rounds_done": res.rounds_done,
         "complete": res.rounds_done == total,
-        "final_objectives": [None if np.isnan(v) else float(v) for v in fk],
+        "final_objectives": fk,
         "history": [
             {
                 "round": r.round,

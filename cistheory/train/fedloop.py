@@ -298,12 +298,13 @@ def _participation(q: np.ndarray, node_data: Sequence[Dataset]) -> Participation
 @torch.no_grad()
 def exit_objectives(
     model: EarlyExitModel, node_data: Sequence[Dataset], q: ArrayLike
-) -> np.ndarray:
+) -> list[float | None]:
     r"""Full-data per-exit objectives :math:`F_k(w) = \sum_{i \in E_k} (m_i/M_k) f_{i,k}(w)`.
 
     :math:`E_k = \{i : q_{i,k} > 0\}`; the loss is ``model.loss`` (without weight decay).
-    Returns shape (K,), NaN for an exit whose population holds no data. The model is
-    evaluated in eval mode (batch norm uses its running statistics).
+    Returns one value per exit, ``None`` for an exit whose population holds no data (its
+    objective is undefined). The model is evaluated in eval mode (batch norm uses its
+    running statistics).
 
     Examples
     --------
@@ -311,7 +312,7 @@ def exit_objectives(
     >>> m = NestedLinear(1, (1,), None, bias=False)
     >>> _ = m.blocks[0].weight.data.fill_(2.0)
     >>> ds = Dataset(torch.ones(1, 1), torch.zeros(1))
-    >>> exit_objectives(m, [ds], [[1.0]]).tolist()
+    >>> exit_objectives(m, [ds], [[1.0]])
     [2.0]
     """
     qa = _check_q(q, len(node_data), model.n_exits)
@@ -330,7 +331,7 @@ def exit_objectives(
                 out[k] += frac[i, k] * float(model.loss(outs[k], d.y))
     finally:
         model.train(was_training)
-    return np.where(part.exit_data > 0, out, np.nan)
+    return [float(v) if mk > 0 else None for v, mk in zip(out, part.exit_data, strict=True)]
 
 
 class _Padded:
@@ -582,10 +583,15 @@ def run_federated(
         rec = RoundRecord(round=t, lr=lr, lt=lt_t.tolist(), picks=picks.tolist())
         if config.eval_every and ((t + 1) % config.eval_every == 0 or t + 1 == config.rounds):
             fk = exit_objectives(model, node_data, qa)
-            rec.objectives = [None if np.isnan(v) else float(v) for v in fk]
-            used = lt_t > 0
-            if not np.isnan(fk[used]).any():
-                rec.objective_lt = float(np.dot(lt_t[used], fk[used]))
+            rec.objectives = fk
+            used = [(float(lt_t[k]), fk[k]) for k in range(len(fk)) if lt_t[k] > 0]
+            total = 0.0
+            for weight, value in used:
+                if value is None:  # an exit with weight but no data: F_lt is undefined
+                    break
+                total += weight * value
+            else:
+                rec.objective_lt = total
         history.append(rec)
         done = t + 1
         if callback is not None and callback(LoopState(done, model, sel, gen, history)):

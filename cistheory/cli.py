@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CISInputError
-from .participation import Participation, deepest_exit, shallower_with_probability
+from .participation import Participation, deepest_exit, explicit, shallower_with_probability
 from .reference import RATE_SPLITS, REFERENCE_SIGMA
 from .rules import (
     balanced_adj,
@@ -52,11 +52,28 @@ def _floats(text: str, field: str) -> list[float]:
 
 
 def _participation(cis: CIS, policy: str) -> Participation:
+    """``deepest``, ``p40``, or a JSON file holding the table ``q`` (one row per node)."""
     if policy == "deepest":
         return deepest_exit(cis)
     if policy == "p40":
         return shallower_with_probability(cis, {2: 0.4, 3: 0.8}, name="p40")
-    raise CISInputError("--participation", policy, "use 'deepest' or 'p40'")
+    if policy.endswith(".json"):
+        from pathlib import Path
+
+        path = Path(policy)
+        if not path.is_file():
+            raise CISInputError("--participation", policy, "no such file")
+        try:
+            table = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise CISInputError("--participation", policy, f"cannot parse: {exc}") from None
+        if isinstance(table, dict):  # {"node id": [q_1, ..., q_K], ...}
+            missing = [nid for nid in cis.node_ids if nid not in table]
+            if missing:
+                raise CISInputError(f"q[{missing[0]}]", None, "missing row for this node")
+            table = [table[nid] for nid in cis.node_ids]
+        return explicit(cis, table, name=path.stem)
+    raise CISInputError("--participation", policy, "use 'deepest', 'p40' or a .json q table")
 
 
 def rule_weights(
@@ -319,7 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--rule", required=True, choices=RULE_NAMES)
     w.add_argument("--sigma", help="gradient-noise constants, one per exit: S1,S2,...")
     w.add_argument("--round", type=int, default=0, help="round t for the flops schedule")
-    w.add_argument("--participation", default="deepest", help="deepest or p40")
+    w.add_argument(
+        "--participation",
+        default="deepest",
+        help="deepest, p40, or a JSON file with the table q: a list of rows, one per node, "
+        "or an object node id -> row",
+    )
     w.add_argument("--json", action="store_true", help="print one JSON object")
     w.set_defaults(func=_cmd_weights)
 

@@ -111,3 +111,20 @@ def test_import_is_light() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == ""
+
+
+def test_weights_with_explicit_q_table(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    q = {"0": [0.4, 0.4, 0.2], "1": [0.4, 0.6, 0], "2": [0.4, 0.6, 0], "3": [1, 0, 0],
+         "4": [1, 0, 0], "5": [1, 0, 0], "6": [1, 0, 0]}
+    path = tmp_path / "q.json"
+    path.write_text(json.dumps(q))
+    out = _json(capsys, ["weights", "reference:80-15-5", "--rule", "opt-err", "--sigma",
+                         "1,1,1", "--participation", str(path), "--json"])
+    p40 = _json(capsys, ["weights", "reference:80-15-5", "--rule", "opt-err", "--sigma",
+                         "1,1,1", "--participation", "p40", "--json"])
+    np.testing.assert_allclose(out["v"], p40["v"], rtol=1e-12)  # the same table as p40
+    q["3"] = [0.5, 0.5, 0]  # a leaf cannot host exit 2
+    path.write_text(json.dumps(q))
+    assert main(["weights", "reference:80-15-5", "--rule", "equal", "--participation",
+                 str(path)]) == 2
+    assert "q[3, 2] = 0.5" in capsys.readouterr().err

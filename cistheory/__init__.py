@@ -24,6 +24,7 @@ from .bounds import (
 from .errors import CISInputError
 from .local_sgd import drift_factor, local_sgd_bound, local_variance_bound
 from .participation import (
+    P40,
     EffectiveObjective,
     Participation,
     aggregation_weights,
@@ -31,6 +32,7 @@ from .participation import (
     deepest_exit,
     effective_objective,
     explicit,
+    named_policy,
     shallower_with_probability,
 )
 from .reference import (
@@ -61,6 +63,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CIS",
     "DATA_SPLITS",
+    "P40",
     "RATE_SPLITS",
     "REFERENCE_SIGMA",
     "RULES",
@@ -94,6 +97,7 @@ __all__ = [
     "load_spec",
     "local_sgd_bound",
     "local_variance_bound",
+    "named_policy",
     "node_depths",
     "normalise",
     "parse_spec",

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CISInputError
-from .participation import Participation, deepest_exit, explicit, shallower_with_probability
+from .participation import Participation, deepest_exit, explicit, named_policy
 from .reference import RATE_SPLITS, REFERENCE_SIGMA
 from .rules import (
     balanced_adj,
@@ -53,10 +53,8 @@ def _floats(text: str, field: str) -> list[float]:
 
 def _participation(cis: CIS, policy: str) -> Participation:
     """``deepest``, ``p40``, or a JSON file holding the table ``q`` (one row per node)."""
-    if policy == "deepest":
-        return deepest_exit(cis)
-    if policy == "p40":
-        return shallower_with_probability(cis, {2: 0.4, 3: 0.8}, name="p40")
+    if policy in {"deepest", "p40"}:
+        return named_policy(cis, policy)
     if policy.endswith(".json"):
         from pathlib import Path
 

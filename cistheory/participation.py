@@ -28,6 +28,7 @@ from .errors import CISInputError
 from .system import CIS
 
 __all__ = [
+    "P40",
     "EffectiveObjective",
     "Participation",
     "aggregation_weights",
@@ -182,6 +183,27 @@ def shallower_with_probability(
     shallow = np.arange(1, cis.n_exits + 1)[None, :] < cis.capacity[:, None]
     q += np.where(shallow, (p / np.maximum(cis.capacity - 1, 1))[:, None], 0.0)
     return _validate_q(cis, q, name or label)
+
+
+P40: dict[int, float] = {2: 0.4, 3: 0.8}
+"""The reference "p40" variant: probability of a shallower exit, by capacity tier."""
+
+
+def named_policy(cis: CIS, name: str) -> Participation:
+    """A participation policy by name: ``"deepest"`` (:func:`deepest_exit`) or ``"p40"``
+    (:func:`shallower_with_probability` with :data:`P40`).
+
+    Examples
+    --------
+    >>> from cistheory import reference_cis
+    >>> named_policy(reference_cis("80-15-5"), "p40").q[1].tolist()
+    [0.4, 0.6, 0.0]
+    """
+    if name == "deepest":
+        return deepest_exit(cis)
+    if name == "p40":
+        return shallower_with_probability(cis, P40, name="p40")
+    raise CISInputError("participation", name, "use 'deepest' or 'p40'")
 
 
 def explicit(cis: CIS, q: ArrayLike, *, name: str = "explicit") -> Participation:

@@ -70,14 +70,6 @@ class RunSpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _participation(cis: ct.CIS, policy: str) -> ct.Participation:
-    if policy == "deepest":
-        return ct.deepest_exit(cis)
-    if policy == "p40":
-        return ct.shallower_with_probability(cis, {2: 0.4, 3: 0.8}, name="p40")
-    raise ct.CISInputError("participation", policy, "use 'deepest' or 'p40'")
-
-
 def _dataset(setting: Setting, seed: int) -> tuple[Any, Any]:
     return _dataset_cached(setting.task, setting.test_fraction, seed)
 
@@ -138,7 +130,7 @@ def estimate_sigma(setting: Setting, data: str, seed: int, policy: str) -> list[
     node_data = split_for_cis(train, cis, rng=np.random.default_rng([seed, 12]))
     n_classes = int(train.y.max()) + 1
     model = _model(setting, train.x.shape[1], n_classes, seed)
-    part = _participation(cis, policy)
+    part = ct.named_policy(cis, policy)
     from torch.func import functional_call, grad, vmap
 
     sig = []
@@ -186,7 +178,7 @@ def _schedule(spec: RunSpec, sigma: Sequence[float]) -> list[list[float]]:
     """The ``lt`` of every round of a run (constant except for the FLOPs schedule)."""
     s = spec.setting
     cis = ct.reference_cis(spec.split, spec.data)
-    part = _participation(cis, spec.participation)
+    part = ct.named_policy(cis, spec.participation)
     train, _ = _dataset(s, spec.seed)
     n_classes = int(train.y.max()) + 1
     flops = mlp_exit_flops(train.x.shape[1], s.hidden, n_classes)
@@ -223,7 +215,7 @@ def train_outputs(spec: RunSpec, schedule: Sequence[Sequence[float]]) -> np.ndar
 
     s = spec.setting
     cis = ct.reference_cis("80-15-5", spec.data)  # data sizes only
-    part = _participation(cis, spec.participation)
+    part = ct.named_policy(cis, spec.participation)
     train, test = _dataset(s, spec.seed)
     node_data = split_for_cis(train, cis, rng=np.random.default_rng([spec.seed, 12]))
     n_classes = int(train.y.max()) + 1

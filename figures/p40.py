@@ -77,11 +77,7 @@ def _bounds(cfg: dict[str, Any], seed: int) -> list[dict[str, Any]]:
             **{**convex.reference_constants(sigma).__dict__, "G": np.asarray(grad)}
         )
         for policy in POLICIES:
-            part = (
-                ct.deepest_exit(cis)
-                if policy == "deepest"
-                else ct.shallower_with_probability(cis, {2: 0.4, 3: 0.8}, name="p40")
-            )
+            part = ct.named_policy(cis, policy)
             for rule in cfg["rules"]:
                 from cistheory.cli import rule_weights
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import CISInputError
-from ..participation import Participation, deepest_exit, explicit, shallower_with_probability
+from ..participation import Participation, explicit, named_policy, shallower_with_probability
 from ..rules import (
     RULES,
     balanced_adj,
@@ -348,10 +348,8 @@ def _build_model(cfg: Mapping[str, Any], k: int, data: list[Dataset]) -> EarlyEx
 
 def _participation(cfg: Mapping[str, Any], cis: CIS, sizes: np.ndarray) -> Participation:
     p = cfg["participation"]
-    if p["policy"] == "deepest":
-        part = deepest_exit(cis)
-    elif p["policy"] == "p40":
-        part = shallower_with_probability(cis, {2: 0.4, 3: 0.8}, name="p40")
+    if p["policy"] in {"deepest", "p40"}:
+        part = named_policy(cis, p["policy"])
     elif p["policy"] == "shallower":
         prob = p.get("prob")
         if prob is None:

@@ -1,7 +1,10 @@
 """cistheory: theory, bound-optimal weights and simulation for federated training of CIS.
 
-The core (this namespace) needs only numpy. The symbolic layer (sympy), the solvers
-(``convex``, cvxpy) and the trainer (``cistheory.train``, torch) load when used.
+This namespace re-exports the public names of the numpy-only layers (``docs/architecture.md``):
+the system (:mod:`cistheory.system`), the bounds (:mod:`cistheory.bounds`), the rules
+(:mod:`cistheory.rules`) and the experiments (:mod:`cistheory.experiments`). The symbolic
+layer (:mod:`cistheory.symbolic`, sympy), the solvers (``convex``, cvxpy) and the trainer
+(:mod:`cistheory.train`, torch) load when used.
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ from .bounds import (
     bias_bound,
     chi2,
     cis_bound,
+    drift_factor,
     full_bound,
     generalization_bound,
     linear_rademacher,
+    local_sgd_bound,
+    local_variance_bound,
     sgd_diminishing_bound,
     sgd_fixed_step_bound,
     training_error_bound,
@@ -22,28 +28,7 @@ from .bounds import (
     variance_exact,
 )
 from .errors import CISInputError
-from .local_sgd import drift_factor, local_sgd_bound, local_variance_bound
-from .participation import (
-    P40,
-    EffectiveObjective,
-    Participation,
-    aggregation_weights,
-    beta,
-    deepest_exit,
-    effective_objective,
-    explicit,
-    named_policy,
-    shallower_with_probability,
-)
-from .reference import (
-    DATA_SPLITS,
-    RATE_SPLITS,
-    REFERENCE_SIGMA,
-    dirichlet_label_split,
-    reference_cis,
-    resnet18_exit_flops,
-    three_tier_cis,
-)
+from .experiments import ValidationConfig, ValidationResult, validate_rates
 from .rules import (
     RULES,
     balanced_adj,
@@ -54,9 +39,31 @@ from .rules import (
     serving_rate,
     variance_coefficients,
 )
-from .spec import cis_to_spec, load_spec, parse_spec
-from .system import CIS, Serving, node_depths
-from .validate import ValidationConfig, ValidationResult, validate_rates
+from .system import (
+    CIS,
+    DATA_SPLITS,
+    P40,
+    RATE_SPLITS,
+    REFERENCE_SIGMA,
+    EffectiveObjective,
+    Participation,
+    Serving,
+    aggregation_weights,
+    beta,
+    cis_to_spec,
+    deepest_exit,
+    dirichlet_label_split,
+    effective_objective,
+    explicit,
+    load_spec,
+    named_policy,
+    node_depths,
+    parse_spec,
+    reference_cis,
+    resnet18_exit_flops,
+    shallower_with_probability,
+    three_tier_cis,
+)
 
 __version__ = "0.1.0"
 

@@ -9,7 +9,6 @@ and the mapping from a CIS and its constants to the design problem (:func:`desig
 from __future__ import annotations
 
 from ._common import SolverError
-from .cli import register
 from .design import (
     DesignResult,
     Eligibility,
@@ -17,7 +16,7 @@ from .design import (
     compare_eligibility,
     design,
     design_coefficients,
-    design_table,
+    design_terms,
     eligibility,
     reference_constants,
 )
@@ -36,13 +35,12 @@ __all__ = [
     "compare_eligibility",
     "design",
     "design_coefficients",
-    "design_table",
+    "design_terms",
     "eligibility",
     "joint_objective",
     "lt_objective",
     "optimal_lt",
     "optimal_q",
     "reference_constants",
-    "register",
     "solve_joint",
 ]

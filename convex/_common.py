@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-from numpy.typing import NDArray
-
-FloatArray = NDArray[np.float64]
-
 # Solver preference of every cvxpy program in the package: CLARABEL (interior point, high
 # accuracy), then SCS (first order) when CLARABEL fails or is not installed.
 SOLVERS: tuple[str, ...] = ("CLARABEL", "SCS")

@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from cistheory._arrays import FloatArray
 from cistheory.errors import CISInputError
 
-from ._common import SOLVERS, FloatArray, SolverError
+from ._common import SOLVERS, SolverError
 from .lt import LtResult, _objective, _renormalise, lt_dual_bound
 
 __all__ = ["JointProgram", "LtProgram", "QProgram", "solve_lt_cvxpy", "solve_q_cvxpy"]

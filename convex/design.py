@@ -30,21 +30,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-import cistheory
-from cistheory._validate import as_float_array
-from cistheory.bounds import (
-    BoundTerms,
-    CISConstants,
-    cis_bound,
-    generalization_bound,
-    sgd_diminishing_bound,
-    sgd_fixed_step_bound,
-)
+from cistheory._arrays import FloatArray, as_float_array
+from cistheory.bounds.corollary import BoundTerms, CISConstants, cis_bound
+from cistheory.bounds.theorem2 import sgd_diminishing_bound, sgd_fixed_step_bound
+from cistheory.bounds.theorem3 import generalization_bound
 from cistheory.errors import CISInputError
-from cistheory.participation import Participation
-from cistheory.system import CIS
+from cistheory.rules.formulas import variance_coefficients
+from cistheory.system.participation import Participation, explicit
+from cistheory.system.reference import REFERENCE_SIGMA
+from cistheory.system.tree import CIS
 
-from ._common import FloatArray
 from .joint import joint_objective, solve_joint
 from .lt import optimal_lt
 
@@ -55,7 +50,7 @@ __all__ = [
     "compare_eligibility",
     "design",
     "design_coefficients",
-    "design_table",
+    "design_terms",
     "eligibility",
     "reference_constants",
 ]
@@ -88,6 +83,7 @@ def eligibility(cis: CIS, policy: str | Participation | Eligibility) -> Eligibil
 
     Examples
     --------
+    >>> import cistheory
     >>> el = eligibility(cistheory.reference_cis("80-15-5"), "shallower")
     >>> el.eligible.sum(axis=1).tolist(), el.fixed.tolist()
     ([3, 2, 2, 1, 1, 1, 1], [-1, -1, -1, 0, 0, 0, 0])
@@ -170,7 +166,7 @@ def reference_constants(
     >>> reference_constants().T
     100
     """
-    sig = cistheory.REFERENCE_SIGMA["3-9-17"] if sigma is None else sigma
+    sig = REFERENCE_SIGMA["3-9-17"] if sigma is None else sigma
     return CISConstants(L=L, mu=mu, Gamma=Gamma, sigma=np.asarray(sig, dtype=np.float64),
                         gap0=gap0, T=T, eta=eta)
 
@@ -315,6 +311,7 @@ def design(
 
     Examples
     --------
+    >>> import cistheory
     >>> cis = cistheory.reference_cis("80-15-5")
     >>> r = design(cis, "deepest", reference_constants())
     >>> bool(abs(r.lt.sum() - 1) < 1e-12), r.status
@@ -345,7 +342,7 @@ def design(
     _, t_chi, t_var = joint_objective(d.lam, d.v_fixed, d.w, a, b, lt, q)
     terms = {"generalization": d.generalization, "bias": t_chi, "variance": t_var,
              "optimisation_constant": c0}
-    part = cistheory.explicit(cis, np.minimum(q, 1.0), name=el.name)
+    part = explicit(cis, np.minimum(q, 1.0), name=el.name)
     bound = cis_bound(cis, part, lt, const)
     return DesignResult(
         lt=lt, q=q, objective=float(sum(terms.values())), terms=terms, status=status,
@@ -355,7 +352,7 @@ def design(
 
 def bound_optimal_lt(
     cis: CIS, part: Participation, sigma: ArrayLike, *, a: float | None = None,
-    b: float | None = None,
+    b: float | None = None, constants: CISConstants | None = None,
 ) -> FloatArray:
     r"""Bound-optimal weights for a fixed participation (the ``bound-optimal`` rule).
 
@@ -365,19 +362,22 @@ def bound_optimal_lt(
 
     :math:`v` from :func:`cistheory.variance_coefficients` ``(part, sigma)``. Defaults:
     ``a`` and ``b`` are :math:`A` and :math:`B` of :func:`design_coefficients` applied to
-    :func:`reference_constants` ``(sigma)`` (:math:`\bar\Gamma = 0.1`, :math:`L = 1`,
-    :math:`\mu = \mu_t = 0.1`, :math:`\eta = 0.1`, :math:`T = 100`).
+    ``constants``, or to :func:`reference_constants` ``(sigma)`` when none are given
+    (:math:`\bar\Gamma = 0.1`, :math:`L = 1`, :math:`\mu = \mu_t = 0.1`, :math:`\eta = 0.1`,
+    :math:`T = 100`).
 
     Examples
     --------
+    >>> import cistheory
     >>> cis = cistheory.reference_cis("80-15-5")
     >>> lt = bound_optimal_lt(cis, cistheory.deepest_exit(cis), [1.0, 1.0, 1.0], a=1.0, b=0.0)
     >>> lt.round(6).tolist()
     [0.8, 0.15, 0.05]
     """
-    v = cistheory.variance_coefficients(part, sigma)
+    v = variance_coefficients(part, sigma)
     if a is None or b is None:
-        a_ref, b_ref, _ = design_coefficients(reference_constants(sigma))
+        const = reference_constants(sigma) if constants is None else constants
+        a_ref, b_ref, _ = design_coefficients(const)
         a = a_ref if a is None else a
         b = b_ref if b is None else b
     return optimal_lt(cis.lam, v, float(a), float(b)).lt
@@ -400,6 +400,7 @@ def compare_eligibility(
 
     Examples
     --------
+    >>> import cistheory
     >>> cis = cistheory.reference_cis("80-15-5", "tiny")
     >>> res = compare_eligibility(cis, reference_constants())
     >>> sorted(res)
@@ -412,45 +413,46 @@ def compare_eligibility(
     return out
 
 
-def design_table(
-    const: CISConstants | None = None,
-    splits: Sequence[str] = cistheory.RATE_SPLITS,
-    *,
-    data: str | None = "equal",
-) -> list[dict[str, Any]]:
-    r"""Bound-optimal weights beside Serving Rate and Balanced Adj on the reference CIS.
+def design_terms(
+    cis: CIS,
+    part: Participation,
+    lt: ArrayLike,
+    const: CISConstants,
+) -> dict[str, Any]:
+    r"""The design objective :math:`J` of given weights and participation, term by term.
 
-    For each rate split of the 7-node reference CIS (every node fixed at its deepest exit),
-    the weights of the three rules and each one's :math:`J` and terms (and the tight-form
-    total of :func:`cistheory.bounds.cis_bound`).
+    With the eligibility of ``part`` (its support, rows containing a 1 fixed),
+
+    .. math:: J = 2\sum_k \lambda_k\varepsilon_k + A\,\chi^2(\lambda\|\tilde\lambda)
+        + B\,V(\tilde\lambda, q) + C_0,
+
+    returned as ``{"J", "terms", "bound_tight"}``: ``terms`` has ``generalization``,
+    ``bias`` (:math:`A\chi^2`), ``variance`` (:math:`BV`) and ``optimisation_constant``
+    (:math:`C_0`), and ``bound_tight`` is the tight-form total of
+    :func:`cistheory.bounds.cis_bound`.
 
     Examples
     --------
-    >>> rows = design_table(splits=["80-15-5"])
-    >>> [r["rule"] for r in rows]
-    ['serving-rate', 'balanced-adj', 'bound-optimal']
+    >>> import cistheory
+    >>> cis = cistheory.reference_cis("80-15-5")
+    >>> part = cistheory.deepest_exit(cis)
+    >>> r = design_terms(cis, part, cis.lam, reference_constants())
+    >>> abs(r["terms"]["bias"]) < 1e-12   # Serving Rate: chi2 = 0 up to rounding
+    True
     """
-    const = reference_constants() if const is None else const
     a, b, c0 = design_coefficients(const)
-    out: list[dict[str, Any]] = []
-    for split in splits:
-        cis = cistheory.reference_cis(split, data)
-        el = eligibility(cis, "deepest")
-        d = _problem_data(cis, el, const)
-        part = cistheory.deepest_exit(cis)
-        v = d.v_fixed
-        rules = {
-            "serving-rate": cistheory.serving_rate(cis.lam),
-            "balanced-adj": cistheory.balanced_adj(cis.lam, v),
-            "bound-optimal": optimal_lt(cis.lam, v, a, b).lt,
-        }
-        for name, lt in rules.items():
-            _, t_chi, t_var = joint_objective(d.lam, v, d.w, a, b, lt, part.q)
-            terms = {"generalization": d.generalization, "bias": t_chi, "variance": t_var,
-                     "optimisation_constant": c0}
-            out.append({
-                "split": split, "rule": name, "lam": cis.lam.tolist(), "lt": lt.tolist(),
-                "J": float(sum(terms.values())), "terms": terms,
-                "bound_tight": cis_bound(cis, part, lt, const).total,
-            })
-    return out
+    el = eligibility(cis, part)
+    d = _problem_data(cis, el, const)
+    lt_a = np.asarray(lt, dtype=np.float64)
+    _, t_chi, t_var = joint_objective(d.lam, d.v_fixed, d.w, a, b, lt_a, part.q)
+    terms = {
+        "generalization": d.generalization,
+        "bias": t_chi,
+        "variance": t_var,
+        "optimisation_constant": c0,
+    }
+    return {
+        "J": float(sum(terms.values())),
+        "terms": terms,
+        "bound_tight": cis_bound(cis, part, lt_a, const).total,
+    }

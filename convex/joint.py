@@ -29,10 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from cistheory._validate import as_float_array, as_simplex
+from cistheory._arrays import FloatArray, as_float_array, as_simplex
 from cistheory.errors import CISInputError
 
-from ._common import FloatArray
 from .lt import optimal_lt
 from .q import optimal_q
 

@@ -46,10 +46,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from cistheory._validate import as_float_array, as_simplex
+from cistheory._arrays import FloatArray, as_float_array, as_simplex
 from cistheory.errors import CISInputError
-
-from ._common import FloatArray
 
 __all__ = ["LtResult", "lt_objective", "optimal_lt"]
 

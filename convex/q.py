@@ -40,10 +40,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import ArrayLike
 
-from cistheory._validate import as_float_array
+from cistheory._arrays import FloatArray, as_float_array
 from cistheory.errors import CISInputError
-
-from ._common import FloatArray
 
 __all__ = ["QResult", "optimal_q"]
 

@@ -16,13 +16,14 @@ import io
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import cistheory as ct
+from cistheory.rules import get_rule, rule_inputs
 
 from ._common import atomic_write_bytes, load_json, write_json
 
@@ -165,13 +166,11 @@ def estimate_sigma(setting: Setting, data: str, seed: int, policy: str) -> list[
 def _lt_for(
     spec: RunSpec, cis: ct.CIS, part: ct.Participation, sigma: Sequence[float], flops: np.ndarray
 ) -> np.ndarray | Callable[[int], np.ndarray]:
-    if spec.rule == "flops":
-        return lambda t: ct.flops_proportional(flops, t)
-    from cistheory.cli import rule_weights
-
-    return np.asarray(
-        rule_weights(cis, spec.rule, sigma=sigma, participation=spec.participation)["lt"]
-    )
+    rule = get_rule(spec.rule)
+    inputs = rule_inputs(cis, part, sigma=sigma, exit_flops=flops)
+    if rule.per_round:
+        return lambda t: rule.weights(replace(inputs, round_t=t))
+    return rule.weights(inputs)
 
 
 def _schedule(spec: RunSpec, sigma: Sequence[float]) -> list[list[float]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import cistheory as ct
+from cistheory.rules import RULE_NAMES
 
 from ._common import FigureSpec, load_json, pyplot, savefig, write_csv, write_json
 from ._experiment import RunSpec, Setting, mean_ci, run_grid
@@ -25,7 +26,7 @@ SPEC = FigureSpec(
     outputs=("accuracy.csv", "accuracy.json", "accuracy.png", "accuracy.pdf"),
 )
 
-RULES = ("serving-rate", "equal", "flops", "opt-err", "balanced-adj", "bound-optimal")
+RULES = RULE_NAMES
 DATA = ("equal", "2x", "tiny")
 
 CONFIG: dict[str, dict[str, Any]] = {

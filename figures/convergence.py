@@ -20,7 +20,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from cistheory.validate import ValidationConfig, validate_rates
+from cistheory.experiments.validate_rates import ValidationConfig, validate_rates
 
 from ._common import FigureSpec, load_json, pyplot, savefig, write_csv, write_json
 

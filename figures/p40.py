@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 import cistheory as ct
+from cistheory.rules import rule_inputs, rule_weights
 
 from ._common import FigureSpec, load_json, pyplot, savefig, write_csv, write_json
 from ._experiment import (
@@ -78,10 +79,9 @@ def _bounds(cfg: dict[str, Any], seed: int) -> list[dict[str, Any]]:
         )
         for policy in POLICIES:
             part = ct.named_policy(cis, policy)
+            inputs = rule_inputs(cis, part, sigma=sigma)
             for rule in cfg["rules"]:
-                from cistheory.cli import rule_weights
-
-                lt = rule_weights(cis, rule, sigma=sigma, participation=policy)["lt"]
+                lt = rule_weights(rule, inputs).tolist()
                 t = ct.cis_bound(cis, part, lt, const)
                 out.append(
                     {

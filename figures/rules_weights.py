@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import cistheory as ct
-from cistheory.cli import rule_weights
+from cistheory.rules import RULE_NAMES, rule_inputs, rule_weights
 
 from ._common import FigureSpec, load_json, pyplot, savefig, write_csv, write_json
 
@@ -20,7 +20,7 @@ SPEC = FigureSpec(
     outputs=("rules_weights.csv", "rules_weights.json", "rules_weights.png", "rules_weights.pdf"),
 )
 
-RULES = ("serving-rate", "equal", "flops", "opt-err", "balanced-adj", "bound-optimal")
+RULES = RULE_NAMES
 CONFIG: dict[str, dict[str, Any]] = {
     "tiny": {"splits": ("80-15-5", "5-15-80"), "data": "equal"},
     "quick": {"splits": ct.RATE_SPLITS, "data": "equal"},
@@ -35,8 +35,9 @@ def compute(size: str, out: Path, seed: int = 0) -> Path:
     rows = []
     for split in cfg["splits"]:
         cis = ct.reference_cis(split, cfg["data"])
+        inputs = rule_inputs(cis, ct.deepest_exit(cis), sigma=sigma, round_t=99)
         for rule in RULES:
-            lt = rule_weights(cis, rule, sigma=sigma, round_t=99)["lt"]
+            lt = rule_weights(rule, inputs).tolist()
             for k, (lam_k, lt_k) in enumerate(zip(cis.lam, lt, strict=True)):
                 rows.append(
                     {

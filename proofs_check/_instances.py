@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cistheory.participation import Participation, beta
+from cistheory.system.aggregation import beta
+from cistheory.system.participation import Participation
 
 __all__ = ["CISInstance", "outcomes", "random_cis_instance", "random_simplex"]
 

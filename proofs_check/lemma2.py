@@ -171,7 +171,8 @@ def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], li
         caps = np.repeat(np.arange(k), n_k)
         q = np.zeros((caps.size, k))
         q[np.arange(caps.size), caps] = 1.0
-        from cistheory.participation import Participation, beta
+        from cistheory.system.aggregation import beta
+        from cistheory.system.participation import Participation
 
         lt = rng.dirichlet(np.ones(k))
         b = beta(Participation(q=q, data=m_k[caps], name="tiers"), lt)

@@ -4,7 +4,7 @@ Every lemma of the proof is checked along the exact trajectory: the drift bound
 :math:`\mathbb E\|w^{(s)} - w_t\|^2 \le \eta^2 s^2 \hat G^2`, the bias bound
 :math:`\mathbb E\|b_t\|^2 \le L^2\eta^2 S_\tau G^2`, the variance bound
 :math:`\mathbb E\,\mathrm{Var}(\hat g_t \mid w_t) \le V_\tau`, the one-round recursion, and
-the final bound of :func:`cistheory.local_sgd.local_sgd_bound`. The constants are
+the final bound of :func:`cistheory.bounds.theorem2_local.local_sgd_bound`. The constants are
 instantiated from the exact trajectory (the largest second moments it reaches), which is
 exactly the theorem's hypothesis.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cistheory import local_sgd
+from cistheory.bounds import theorem2_local as local_sgd
 
 from ._core import CheckResult, Tightness, numeric_inequality, symbolic_zero, tightness
 from ._sgd_exact import propagate, random_pair_quadratics

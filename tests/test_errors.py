@@ -13,7 +13,7 @@ import pytest
 
 import cistheory as ct
 from cistheory.cli import main
-from cistheory.reference import reference_spec_dict
+from cistheory.system.reference import reference_spec_dict
 
 
 def _ref() -> dict[str, Any]:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import cistheory.bounds as bounds
-from cistheory import local_sgd
+from cistheory.bounds import theorem2_local as local_sgd
 from cistheory.errors import CISInputError
 from proofs_check import MODULES, run_all, run_module
 from proofs_check.__main__ import main

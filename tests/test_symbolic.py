@@ -230,7 +230,7 @@ def test_fact_values() -> None:
 def test_three_valued_verdicts() -> None:
     """A wrong claim comes back False; an undecided one (None) does not pass."""
     fact = sy.fixed_step_limit()
-    assert sy._equals(fact.lhs, fact.rhs / 2) is False  # half the floor is not the limit
+    assert sy.prove_equal(fact.lhs, fact.rhs / 2) is False  # half the floor is not the limit
     undecided = sy.SymbolicFact("u", "undecided", sp.Integer(0), sp.Integer(0), None, 0.0, 1.0)
     assert not undecided.passed
     wrong_residual = sy.SymbolicFact("r", "bad residual", 0, 0, True, 1.0, 1e-12)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import cistheory as ct
-from cistheory.reference import reference_spec_dict, shipped_reference_file
+from cistheory.system.reference import reference_spec_dict, shipped_reference_file
 
 # Closed-form rates are sums of a few decimals: a few ulps.
 EXACT = dict(rtol=1e-12, atol=1e-12)

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from cistheory.cli.train import register
 from cistheory.errors import CISInputError
 from cistheory.train.checkpoint import load_checkpoint
-from cistheory.train.cli import register, run_training
 from cistheory.train.config import build_experiment, load_config, parse_config
+from cistheory.train.run import run_training
 
 TOML = """
 spec = "reference:80-15-5"
@@ -90,7 +91,9 @@ def test_interrupted_then_resumed_equals_uninterrupted(
 
 def test_outputs(tmp_path: Path) -> None:
     cfg = load_config(write_config(tmp_path, model="nested-linear"))
-    res = run_training(cfg, tmp_path / "out", progress=io.StringIO())
+    seen: list[int] = []
+    res = run_training(cfg, tmp_path / "out", on_round=lambda s, n: seen.append(s.rounds_done))
+    assert seen == list(range(1, 7))
     assert res["complete"] and res["rounds_done"] == 6
     assert len(res["history"]) == 6 and len(res["final_objectives"]) == 3
     # the test set served through the CIS: shares follow lambda up to request rounding

@@ -17,7 +17,7 @@ def test_every_export_resolves() -> None:
 def test_import_is_light() -> None:
     """Registering the subcommand (and importing the core) does not import torch."""
     code = (
-        "import sys, argparse, cistheory, cistheory.train, cistheory.train.cli as c\n"
+        "import sys, argparse, cistheory, cistheory.train, cistheory.cli.train as c\n"
         "p = argparse.ArgumentParser(); c.register(p.add_subparsers())\n"
         "print('torch' in sys.modules)"
     )

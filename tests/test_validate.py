@@ -12,19 +12,18 @@ import pytest
 
 from cistheory import CISInputError
 from cistheory import bounds as bd
-from cistheory.validate import (
+from cistheory.cli.validate import format_table, register
+from cistheory.experiments.validate_rates import (
     SLOPE_TOL,
     RunResult,
     ValidationConfig,
     ValidationResult,
     build_problem,
-    format_table,
     student_t_halfwidth,
     validate_rates,
     with_bound_scale,
     with_lt_bound_scale,
 )
-from cistheory.validate_cli import register
 
 # A small setting (about 5 s). The fitted slope of a mean over S seeds carries Monte-Carlo
 # noise of order 1/sqrt(S) (about +-0.15 at 200 seeds and 1500 rounds on this problem);
@@ -320,7 +319,7 @@ def test_validate_does_not_import_torch() -> None:
     import sys
 
     code = (
-        "import sys, cistheory.validate, cistheory.validate_cli; "
+        "import sys, cistheory.experiments, cistheory.cli.validate; "
         "sys.exit(1 if 'torch' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -20,19 +20,18 @@ import numpy as np
 import torch
 
 from ..errors import CISInputError
-from ..participation import Participation, explicit, named_policy, shallower_with_probability
-from ..rules import (
-    RULES,
-    balanced_adj,
-    equal,
-    flops_proportional,
-    inverse_variance,
-    normalise,
-    serving_rate,
-    variance_coefficients,
+from ..rules.formulas import normalise
+from ..rules.registry import RULE_NAMES, get_rule, rule_inputs
+from ..system.participation import (
+    POLICIES,
+    Participation,
+    explicit,
+    named_policy,
+    q_table,
+    shallower_with_probability,
 )
-from ..spec import load_spec
-from ..system import CIS
+from ..system.spec import load_spec
+from ..system.tree import CIS
 from .data import (
     Dataset,
     NodeData,
@@ -62,7 +61,7 @@ _SECTIONS = {
 }
 _MODELS = ("nested-linear", "mlp", "cnn", "resnet18")
 _DATASETS = ("synthetic", "synthetic-regression", "digits", "cifar10", "cifar100")
-_RULES = (*sorted(RULES), "explicit", "bound-optimal")
+_RULES = (*RULE_NAMES, "explicit")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -140,11 +139,11 @@ def parse_config(doc: Mapping[str, Any]) -> dict[str, Any]:
         raise CISInputError("data.split", data["split"], "use 'cis', 'equal' or 'dirichlet'")
     part = {"policy": "deepest", **_section(doc, "participation")}
     _allowed(part, "participation", {"policy", "prob", "q"})
-    if part["policy"] not in {"deepest", "shallower", "p40", "explicit"}:
+    if part["policy"] not in {*POLICIES, "shallower", "explicit"}:
         raise CISInputError(
             "participation.policy",
             part["policy"],
-            "use 'deepest', 'shallower', 'p40' or 'explicit'",
+            f"use one of {', '.join([*POLICIES, 'shallower', 'explicit'])}",
         )
     rule = {"name": "serving-rate", **_section(doc, "rule")}
     _allowed(rule, "rule", {"name", "sigma", "G", "lt", "exit_flops"})
@@ -348,7 +347,7 @@ def _build_model(cfg: Mapping[str, Any], k: int, data: list[Dataset]) -> EarlyEx
 
 def _participation(cfg: Mapping[str, Any], cis: CIS, sizes: np.ndarray) -> Participation:
     p = cfg["participation"]
-    if p["policy"] in {"deepest", "p40"}:
+    if p["policy"] in POLICIES:
         part = named_policy(cis, p["policy"])
     elif p["policy"] == "shallower":
         prob = p.get("prob")
@@ -360,46 +359,39 @@ def _participation(cfg: Mapping[str, Any], cis: CIS, sizes: np.ndarray) -> Parti
     else:
         if "q" not in p:
             raise CISInputError("participation.q", None, "'explicit' needs the table q")
-        part = explicit(cis, p["q"])
+        part = explicit(cis, q_table(cis, p["q"]))
     return Participation(q=part.q, data=sizes, name=part.name)
 
 
 def _rule(
     cfg: Mapping[str, Any], cis: CIS, part: Participation
 ) -> tuple[np.ndarray | Callable[[int], np.ndarray], dict[str, Any]]:
+    """The training weights the configuration names (a function of the round for a schedule),
+    through the rule registry (:func:`cistheory.rules.get_rule`); ``explicit`` takes ``lt``
+    as given."""
     r = cfg["rule"]
     name = r["name"]
-    lam = cis.lam
-    info: dict[str, Any] = {"rule": name, "lambda": lam.tolist()}
+    info: dict[str, Any] = {"rule": name, "lambda": cis.lam.tolist()}
     if name == "explicit":
         if "lt" not in r:
             raise CISInputError("rule.lt", None, "the explicit rule needs lt")
         lt = normalise(r["lt"], "rule.lt")
-    elif name == "serving-rate":
-        lt = serving_rate(lam)
-    elif name == "equal":
-        lt = equal(cis.n_exits)
-    elif name == "flops":
-        flops = r.get("exit_flops", None if cis.exit_flops is None else cis.exit_flops.tolist())
-        if flops is None:
-            raise CISInputError("rule.exit_flops", None, "the spec gives no FLOPs per exit")
+        info["lt"] = lt.tolist()
+        return lt, info
+    rule = get_rule(name)
+    if ("v" in rule.needs or "sigma" in rule.needs) and "sigma" not in r:
+        raise CISInputError("rule.sigma", None, f"rule '{name}' needs sigma, one per exit")
+    flops = r.get("exit_flops", None if cis.exit_flops is None else cis.exit_flops.tolist())
+    if rule.per_round and flops is None:
+        raise CISInputError("rule.exit_flops", None, "the spec gives no FLOPs per exit")
+    inputs = rule_inputs(cis, part, sigma=r.get("sigma"), G=r.get("G"), exit_flops=flops)
+    if inputs.v is not None and ("v" in rule.needs or "sigma" in rule.needs):
+        info["v"] = inputs.v.tolist()
+    if rule.per_round:
         info["exit_flops"] = list(flops)
-        info["lt_round0"] = flops_proportional(flops, 0).tolist()
-        return (lambda t: flops_proportional(flops, t)), info
-    else:
-        if "sigma" not in r:
-            raise CISInputError("rule.sigma", None, f"rule '{name}' needs sigma, one per exit")
-        v = variance_coefficients(part, r["sigma"], r.get("G"))
-        info["v"] = v.tolist()
-        if name == "opt-err":
-            lt = inverse_variance(v)
-        elif name == "balanced-adj":
-            lt = balanced_adj(lam, v)
-        else:
-            import importlib
-
-            convex = importlib.import_module("convex")
-            lt = np.asarray(convex.bound_optimal_lt(cis, part, r["sigma"]), dtype=np.float64)
+        info["lt_round0"] = rule.weights(inputs).tolist()
+        return (lambda t: rule.weights(replace(inputs, round_t=t))), info
+    lt = rule.weights(inputs)
     info["lt"] = lt.tolist()
     return lt, info
 

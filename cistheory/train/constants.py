@@ -43,19 +43,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
-from .._validate import as_float_array, as_simplex
-from ..bounds import CISConstants
+from .._arrays import FloatArray, as_simplex
+from ..bounds.corollary import CISConstants
 from ..errors import CISInputError
+from ..system.participation import check_q
 from .data import Dataset
 from .models import EarlyExitModel
 
 __all__ = ["EstimatedConstants", "estimate_constants", "power_iteration"]
 
-FloatArray = NDArray[np.float64]
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 # Shift of the power iteration for the smallest eigenvalue: c = (1 + margin) L keeps every
@@ -380,9 +380,7 @@ def estimate_constants(
     """
     n = len(node_data)
     k_ex = model.n_exits
-    qa = as_float_array(q, "q", shape=(n, k_ex), nonneg=True)
-    if (qa > 1).any() or (qa.sum(axis=1) > 1 + 1e-12).any():
-        raise CISInputError("q", qa.tolist(), "rows must be probabilities summing to <= 1")
+    qa = check_q(q, shape=(n, k_ex))
     lam_w = _weights(lam, "lam", k_ex)
     lt_w = _weights(lt, "lt", k_ex) if lt is not None else lam_w
     if batch_size is not None and (int(batch_size) < 1):

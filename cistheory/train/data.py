@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from .._validate import as_float_array, as_simplex
+from .._arrays import as_float_array, as_simplex
 from ..errors import CISInputError
-from ..reference import dirichlet_label_split
-from ..system import CIS
+from ..system.reference import dirichlet_label_split
+from ..system.tree import CIS
 
 __all__ = [
     "Dataset",

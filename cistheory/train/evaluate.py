@@ -28,13 +28,12 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .._arrays import FloatArray, IntArray
 from ..errors import CISInputError
-from ..system import CIS
+from ..system.tree import CIS
 
 __all__ = ["CISEvaluation", "assign_arrivals", "evaluate_cis", "normalised_entropy"]
 
-IntArray = NDArray[np.int64]
-FloatArray = NDArray[np.float64]
 
 # Rows of given probabilities must sum to one within this (float32 softmax outputs carry
 # about 1e-6 relative rounding per class; 1e-4 leaves room for C up to ~100 classes).

@@ -45,9 +45,10 @@ import torch
 from numpy.typing import ArrayLike
 from torch import Tensor
 
-from .._validate import as_float_array, as_simplex
+from .._arrays import as_simplex
 from ..errors import CISInputError
-from ..participation import Participation, aggregation_weights
+from ..system.aggregation import aggregation_weights
+from ..system.participation import Participation, check_q
 from .data import Dataset
 from .models import EarlyExitModel
 
@@ -61,10 +62,6 @@ __all__ = [
     "run_federated",
     "select_exits",
 ]
-
-# Row sums of q may exceed 1 by this much (rounding of user-given decimals); as in
-# cistheory.participation.
-_ROW_ATOL = 1e-12
 
 
 @dataclass(frozen=True)
@@ -274,19 +271,6 @@ def select_exits(q: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.where(picked, first, 0).astype(np.int64)
 
 
-def _check_q(q: ArrayLike, n: int, k: int) -> np.ndarray:
-    qa = as_float_array(q, "q", shape=(n, k))
-    bad = (qa < 0) | (qa > 1)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise CISInputError(f"q[{i}, {j + 1}]", float(qa[i, j]), "a probability must lie in [0, 1]")
-    rows = qa.sum(axis=1)
-    if (rows > 1 + _ROW_ATOL).any():
-        i = int(np.argmax(rows > 1 + _ROW_ATOL))
-        raise CISInputError(f"q[{i}]", qa[i].tolist(), f"row sums to {rows[i]!r} > 1")
-    return qa
-
-
 def _participation(q: np.ndarray, node_data: Sequence[Dataset]) -> Participation:
     m = np.asarray([len(d) for d in node_data], dtype=np.float64)
     for i, d in enumerate(node_data):
@@ -315,7 +299,7 @@ def exit_objectives(
     >>> exit_objectives(m, [ds], [[1.0]])
     [2.0]
     """
-    qa = _check_q(q, len(node_data), model.n_exits)
+    qa = check_q(q, shape=(len(node_data), model.n_exits))
     part = _participation(qa, node_data)
     frac = part.data_fraction()
     was_training = model.training
@@ -503,7 +487,7 @@ def run_federated(
     n, kk = len(node_data), model.n_exits
     if n == 0:
         raise CISInputError("node_data", [], "need at least one node")
-    qa = _check_q(q, n, kk)
+    qa = check_q(q, shape=(n, kk))
     part = _participation(qa, node_data)
     steps_all = config.node_steps(n)
     sched = config.schedule

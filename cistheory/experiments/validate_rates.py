@@ -38,26 +38,25 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import CISInputError
-from .participation import Participation, beta, shallower_with_probability
-from .reference import three_tier_cis
-from .rules import balanced_adj, equal, inverse_variance, serving_rate, variance_coefficients
-from .system import CIS
+from .. import bounds as bd
+from .._arrays import FloatArray
+from ..errors import CISInputError
+from ..rules.registry import get_rule, rule_inputs, rule_weights
+from ..system.aggregation import beta
+from ..system.participation import shallower_with_probability
+from ..system.reference import three_tier_cis
+from .quadratic import QuadraticProblem, nested_least_squares
 
 __all__ = [
-    "QuadraticProblem",
     "RunResult",
     "ValidationConfig",
     "ValidationResult",
     "build_problem",
-    "format_table",
     "student_t_halfwidth",
     "validate_rates",
     "with_bound_scale",
     "with_lt_bound_scale",
 ]
-
-FloatArray = NDArray[np.float64]
 
 # Slope tolerance: Theorem 2's diminishing step gives E[e_t] = Theta(1/t) once the
 # transient (gamma/(gamma+t))^(2 b mu) has died out; on the recorded tail (t >= T/4) the
@@ -97,8 +96,9 @@ class ValidationConfig:
         Probability that a middle / the root trains a shallower exit (random exit
         selection; leaves always train exit 1).
     rules : tuple of str
-        Weight rules: ``serving-rate``, ``balanced-adj``, ``opt-err``, ``equal``, or
-        ``mix:a`` for :math:`(1 - a)\lambda + a/K`.
+        Weight rules, by name in the registry (:func:`cistheory.rules.get_rule`), e.g.
+        ``serving-rate``, ``balanced-adj``, ``opt-err``, ``equal``, or ``mix:a`` for
+        :math:`(1 - a)\lambda + a/K`; rules that need noise constants use the problem's.
     noise : float
         Gradient-noise standard deviation :math:`s_{i,k}` (the same for every pair).
     ridge : float
@@ -194,79 +194,10 @@ class ValidationConfig:
 
 
 def _rule_check(rule: str) -> None:
-    if rule in {"serving-rate", "balanced-adj", "opt-err", "equal"}:
-        return
-    if rule.startswith("mix:"):
-        try:
-            a = float(rule[4:])
-        except ValueError:
-            raise CISInputError("rules", rule, "mix:a needs a number a in [0, 1]") from None
-        if 0 <= a <= 1:
-            return
-    raise CISInputError(
-        "rules", rule, "use serving-rate, balanced-adj, opt-err, equal or mix:a (0 <= a <= 1)"
-    )
-
-
-@dataclass(frozen=True)
-class QuadraticProblem:
-    r"""Per node-exit quadratics.
-
-    .. math:: f_{i,k}(w) = \tfrac12 w^\top H_{i,k} w - b_{i,k}^\top w + c_{i,k}
-
-    Attributes
-    ----------
-    cis : CIS
-    part : Participation
-    H : ndarray (N, K, D, D)
-        Hessians, zero outside :math:`P_k \times P_k`.
-    b : ndarray (N, K, D)
-    c : ndarray (N, K)
-    mask : ndarray of bool (K, D)
-        :math:`P_k`: the first :math:`d_k` coordinates.
-    noise : ndarray (N, K)
-        Noise standard deviations :math:`s_{i,k}`.
-    """
-
-    cis: CIS
-    part: Participation
-    H: FloatArray
-    b: FloatArray
-    c: FloatArray
-    mask: NDArray[np.bool_]
-    noise: FloatArray
-
-    @property
-    def n_exits(self) -> int:
-        """:math:`K`."""
-        return int(self.mask.shape[0])
-
-    def exit_quadratic(self) -> tuple[FloatArray, FloatArray, FloatArray]:
-        r"""Per-exit :math:`(H_k, b_k, c_k)` of :math:`F_k = \sum_{i\in E_k} (m_i/M_k) f_{i,k}`."""
-        frac = self.part.data_fraction()  # (N, K)
-        hk = np.einsum("ik,ikde->kde", frac, self.H)
-        bk = np.einsum("ik,ikd->kd", frac, self.b)
-        ck = np.einsum("ik,ik->k", frac, self.c)
-        return hk, bk, ck
-
-    def weighted(self, weights: FloatArray) -> tuple[FloatArray, FloatArray, float]:
-        r""":math:`(H, b, c)` of :math:`\sum_k w_k F_k`."""
-        hk, bk, ck = self.exit_quadratic()
-        return (
-            np.einsum("k,kde->de", weights, hk),
-            np.einsum("k,kd->d", weights, bk),
-            float(weights @ ck),
-        )
-
-    def exit_minima(self) -> FloatArray:
-        r""":math:`\inf F_k` for every exit (minimised over :math:`P_k`)."""
-        hk, bk, ck = self.exit_quadratic()
-        out = np.empty(self.n_exits)
-        for k in range(self.n_exits):
-            m = self.mask[k]
-            sol = np.linalg.solve(hk[k][np.ix_(m, m)], bk[k][m])
-            out[k] = ck[k] - 0.5 * float(bk[k][m] @ sol)
-        return out
+    try:
+        get_rule(rule)
+    except CISInputError as exc:
+        raise CISInputError("rules", rule, exc.reason) from None
 
 
 def build_problem(config: ValidationConfig) -> QuadraticProblem:
@@ -283,44 +214,17 @@ def build_problem(config: ValidationConfig) -> QuadraticProblem:
     part = shallower_with_probability(
         cis, {2: cfg.shallow[0], 3: cfg.shallow[1]}, name="validate"
     )
-    k_ex = cis.n_exits
-    dims = np.asarray(cfg.dims)
-    dd = int(dims[-1])
-    mask = np.arange(dd)[None, :] < dims[:, None]
     data_rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(1)[0])
-    w_true = data_rng.normal(size=dd) / np.sqrt(np.arange(1, dd + 1))
-    h = np.zeros((n, k_ex, dd, dd))
-    b = np.zeros((n, k_ex, dd))
-    c = np.zeros((n, k_ex))
-    for i in range(n):
-        mi = int(sizes[i])
-        shift = cfg.heterogeneity * data_rng.normal(size=dd)
-        x = data_rng.normal(size=(mi, dd)) + shift
-        if cfg.whiten:
-            x = np.sqrt(mi) * np.linalg.qr(x)[0]
-        wi = w_true + 0.5 * cfg.heterogeneity * data_rng.normal(size=dd)
-        y = x @ wi + 0.3 * data_rng.normal(size=mi)
-        for k in range(k_ex):
-            xs = x[:, mask[k]]
-            idx = np.flatnonzero(mask[k])
-            h[i, k][np.ix_(idx, idx)] = xs.T @ xs / mi + cfg.ridge * np.eye(idx.size)
-            b[i, k, idx] = xs.T @ y / mi
-            c[i, k] = float(y @ y) / (2 * mi)
-    noise = np.full((n, k_ex), float(cfg.noise))
-    return QuadraticProblem(cis=cis, part=part, H=h, b=b, c=c, mask=mask, noise=noise)
-
-
-def _lt_for(rule: str, lam: FloatArray, v: FloatArray) -> FloatArray:
-    if rule == "serving-rate":
-        return serving_rate(lam)
-    if rule == "balanced-adj":
-        return balanced_adj(lam, v)
-    if rule == "opt-err":
-        return inverse_variance(v)
-    if rule == "equal":
-        return equal(lam.size)
-    a = float(rule[4:])
-    return (1 - a) * lam + a * equal(lam.size)
+    return nested_least_squares(
+        cis,
+        part,
+        np.asarray(cfg.dims, dtype=np.int64),
+        rng=data_rng,
+        ridge=cfg.ridge,
+        heterogeneity=cfg.heterogeneity,
+        noise=cfg.noise,
+        whiten=cfg.whiten,
+    )
 
 
 def student_t_halfwidth(samples: FloatArray, level: float = 0.95) -> FloatArray:
@@ -492,6 +396,179 @@ def _simulate(
     return errs, maxdist
 
 
+@dataclass(frozen=True)
+class _Target:
+    r"""The exact constants of the problem for the target :math:`F_\lambda`."""
+
+    lam: FloatArray
+    big_l: float
+    mu: float
+    h_lam: FloatArray
+    w_star: FloatArray
+    f_star: float
+    inf_k: FloatArray
+
+
+def _target(prob: QuadraticProblem) -> _Target:
+    lam = prob.cis.lam
+    hk, _, _ = prob.exit_quadratic()
+    big_l = float(max(np.linalg.eigvalsh(hk[k]).max() for k in range(prob.n_exits)))
+    h_lam, b_lam, c_lam = prob.weighted(lam)
+    w_lam_star = np.asarray(np.linalg.solve(h_lam, b_lam), dtype=np.float64)
+    mu = float(np.linalg.eigvalsh(h_lam).min())
+    if not mu > 0:
+        raise CISInputError("lambda", lam.tolist(), "F_lambda is not strongly convex")
+    return _Target(
+        lam=lam,
+        big_l=big_l,
+        mu=mu,
+        h_lam=h_lam,
+        w_star=w_lam_star,
+        f_star=c_lam - 0.5 * float(b_lam @ w_lam_star),
+        inf_k=prob.exit_minima(),
+    )
+
+
+def _rule_row(
+    prob: QuadraticProblem, tgt: _Target, rule: str, w0: FloatArray, cfg: ValidationConfig
+) -> dict[str, Any]:
+    """The weights of one rule and the exact constants of its training objective.
+
+    Rules that need ``v`` use the variance coefficients of the noise alone: ``G`` depends on
+    ``lt`` through the ball centre, so the ``v`` that picks ``lt`` uses sigma only.
+    """
+    part = prob.part
+    lt = rule_weights(rule, rule_inputs(prob.cis, part, sigma=prob.noise))
+    h_t, b_t, c_t = prob.weighted(lt)
+    eig = np.linalg.eigvalsh(h_t)
+    mu_t, l_t = float(eig.min()), float(eig.max())
+    if not mu_t > 0:
+        raise CISInputError("lt", lt.tolist(), "F_lt is not strongly convex")
+    w_t_star = np.linalg.solve(h_t, b_t)
+    f_t_star = c_t - 0.5 * float(b_t @ w_t_star)
+    gamma_het = f_t_star - float(lt @ tgt.inf_k)
+    gap0 = 0.5 * float(w0 @ h_t @ w0) - float(b_t @ w0) + c_t - f_t_star
+    radius = cfg.ball * float(np.linalg.norm(w0 - w_t_star))
+    grad_star = np.einsum("ikde,e->ikd", prob.H, w_t_star) - prob.b
+    h_norm = np.linalg.norm(prob.H, ord=2, axis=(2, 3))
+    g_bound = np.linalg.norm(grad_star, axis=2) + h_norm * radius  # (N, K)
+    bet = beta(part, lt)
+    dev = w_t_star - tgt.w_star
+    return {
+        "rule": rule,
+        "lt": lt,
+        "chi2": float(bd.chi2(tgt.lam, lt)),
+        "mu_t": mu_t,
+        "L_t": l_t,
+        "Gamma": gamma_het,
+        "gap0": gap0,
+        "V": float(bd.variance_bound(part.q, bet, prob.noise**2, g_bound**2)),
+        "radius": radius,
+        "w_t_star": w_t_star,
+        "h_t": h_t,
+        "beta": bet,
+        "bias_exact": 0.5 * float(dev @ tgt.h_lam @ dev),
+        "bias_bound": float(bd.bias_bound(tgt.lam, lt, tgt.big_l, tgt.mu, gamma_het)),
+    }
+
+
+def _schedules(
+    rule_rows: list[dict[str, Any]], prob: QuadraticProblem, cfg: ValidationConfig
+) -> tuple[FloatArray, FloatArray, FloatArray, list[tuple[int, str, dict[str, float]]]]:
+    """Two runs per rule (fixed and diminishing step): their aggregation coefficients
+    ``beta/q``, steps, ball centres and ``(rule index, schedule, step constants)``."""
+    part = prob.part
+    k_ex = prob.n_exits
+    n_runs = 2 * len(rule_rows)
+    n = part.q.shape[0]
+    dd = prob.mask.shape[1]
+    coef = np.zeros((n_runs, n, k_ex + 1))
+    steps = np.zeros((n_runs, int(cfg.rounds)))
+    centre = np.zeros((n_runs, dd))
+    sched: list[tuple[int, str, dict[str, float]]] = []
+    tt = np.arange(int(cfg.rounds), dtype=np.float64)
+    pos = part.q > 0
+    for r, row in enumerate(rule_rows):
+        ratio = np.where(pos, row["beta"] / np.where(pos, part.q, 1.0), 0.0)
+        eta = cfg.fixed_step / row["L_t"]
+        b_step = cfg.b_factor / row["mu_t"]
+        gam = b_step * row["L_t"] / cfg.fixed_step  # first step b/gamma = eta of the fixed run
+        for j, (name, stp, extra) in enumerate(
+            (
+                ("fixed", np.full(tt.size, eta), {"eta": eta}),
+                ("diminishing", b_step / (gam + tt), {"b": b_step, "gamma": gam}),
+            )
+        ):
+            idx = 2 * r + j
+            coef[idx, :, :k_ex] = ratio
+            steps[idx] = stp
+            centre[idx] = row["w_t_star"]
+            sched.append((r, name, extra))
+    return coef, steps, centre, sched
+
+
+def _run_result(
+    row: dict[str, Any],
+    tgt: _Target,
+    name: str,
+    extra: dict[str, float],
+    records: NDArray[np.int64],
+    err: FloatArray,
+    err_lt: FloatArray,
+    max_distance: float,
+    tail: NDArray[np.bool_],
+) -> RunResult:
+    """Statistics of one run against Theorem 1(c) with Theorem 2's bound inside."""
+    meas, ci = err.mean(axis=0), student_t_halfwidth(err)
+    meas_lt, ci_lt = err_lt.mean(axis=0), student_t_halfwidth(err_lt)
+    if name == "fixed":
+        e_bar = bd.sgd_fixed_step_bound(
+            records, extra["eta"], row["L_t"], row["mu_t"], row["V"], row["gap0"]
+        )
+    else:
+        e_bar = bd.sgd_diminishing_bound(
+            records, extra["b"], extra["gamma"], row["L_t"], row["mu_t"], row["V"], row["gap0"]
+        )
+    e_arr = np.atleast_1d(np.asarray(e_bar, dtype=np.float64))
+    bound = [
+        bd.training_error_bound(
+            tgt.lam, row["lt"], tgt.big_l, tgt.mu, row["mu_t"], row["Gamma"], float(e)
+        )
+        for e in e_arr
+    ]
+    slope: float | None = None
+    slope_lt: float | None = None
+    if name == "diminishing":
+        x = extra["gamma"] + records[tail].astype(np.float64)
+        design = np.stack([np.ones_like(x), 1.0 / x], axis=1)
+        floor = float(np.linalg.lstsq(design, meas[tail], rcond=None)[0][0])
+        slope = _loglog_slope(x, meas[tail])
+        slope_lt = _loglog_slope(x, meas_lt[tail])
+    else:
+        floor = float(meas[tail].mean())
+    keys = ("mu_t", "L_t", "Gamma", "V", "gap0", "radius")
+    return RunResult(
+        lt_rule=row["rule"],
+        lt=[float(x) for x in row["lt"]],
+        chi2=row["chi2"],
+        schedule=name,
+        t=[int(x) for x in records],
+        measured=[float(x) for x in meas],
+        ci=[float(x) for x in ci],
+        bound=[float(x) for x in bound],
+        slope=slope,
+        floor=floor,
+        bias_exact=row["bias_exact"],
+        bias_bound=row["bias_bound"],
+        constants={"L": tgt.big_l, "mu": tgt.mu, **{k: row[k] for k in keys}, **extra},
+        max_distance=max_distance,
+        measured_lt=[float(x) for x in meas_lt],
+        ci_lt=[float(x) for x in ci_lt],
+        bound_lt=[float(x) for x in e_arr],
+        slope_lt=slope_lt,
+    )
+
+
 def validate_rates(config: ValidationConfig | None = None) -> ValidationResult:
     r"""Run the validation and compare measured errors with Theorems 1(c) and 2.
 
@@ -527,179 +604,36 @@ def validate_rates(config: ValidationConfig | None = None) -> ValidationResult:
     ['floor_order_matches_chi2', 'gradient_bound_holds', 'slope_ok', 'under_bound',
      'under_bound_lt']
     """
-    from . import bounds as bd  # numpy only
-
     cfg = (config or ValidationConfig()).validated()
     prob = build_problem(cfg)
-    cis, part = prob.cis, prob.part
-    lam = cis.lam
-    k_ex = prob.n_exits
-    hk, _, _ = prob.exit_quadratic()
-    big_l = float(max(np.linalg.eigvalsh(hk[k]).max() for k in range(k_ex)))
-    h_lam, b_lam, c_lam = prob.weighted(lam)
-    w_lam_star = np.linalg.solve(h_lam, b_lam)
-    f_lam_star = c_lam - 0.5 * float(b_lam @ w_lam_star)
-    mu = float(np.linalg.eigvalsh(h_lam).min())
-    if not mu > 0:
-        raise CISInputError("lambda", lam.tolist(), "F_lambda is not strongly convex")
-    inf_k = prob.exit_minima()
+    tgt = _target(prob)
     w0 = np.zeros(prob.mask.shape[1])
-    sigma_std = prob.noise
-    # per-rule constants
     records = _record_rounds(int(cfg.rounds), int(cfg.n_records))
-    rule_rows: list[dict[str, Any]] = []
-    # The rules that need v use the variance coefficients of the known constants; G is
-    # computed per rule below (it depends on lt through the ball centre), so the v that
-    # picks lt uses sigma only.
-    v_sigma = variance_coefficients(part, sigma_std)
-    for rule in cfg.rules:
-        lt = _lt_for(rule, lam, v_sigma)
-        h_t, b_t, c_t = prob.weighted(lt)
-        eig = np.linalg.eigvalsh(h_t)
-        mu_t, l_t = float(eig.min()), float(eig.max())
-        if not mu_t > 0:
-            raise CISInputError("lt", lt.tolist(), "F_lt is not strongly convex")
-        w_t_star = np.linalg.solve(h_t, b_t)
-        f_t_star = c_t - 0.5 * float(b_t @ w_t_star)
-        gamma_het = f_t_star - float(lt @ inf_k)
-        gap0 = 0.5 * float(w0 @ h_t @ w0) - float(b_t @ w0) + c_t - f_t_star
-        radius = cfg.ball * float(np.linalg.norm(w0 - w_t_star))
-        grad_star = np.einsum("ikde,e->ikd", prob.H, w_t_star) - prob.b
-        h_norm = np.linalg.norm(prob.H, ord=2, axis=(2, 3))
-        g_bound = np.linalg.norm(grad_star, axis=2) + h_norm * radius  # (N, K)
-        bet = beta(part, lt)
-        v_bound = bd.variance_bound(part.q, bet, sigma_std**2, g_bound**2)
-        dev = w_t_star - w_lam_star
-        bias_exact = 0.5 * float(dev @ h_lam @ dev)
-        chi = bd.chi2(lam, lt)
-        rule_rows.append(
-            {
-                "rule": rule,
-                "lt": lt,
-                "chi2": float(chi),
-                "mu_t": mu_t,
-                "L_t": l_t,
-                "Gamma": gamma_het,
-                "gap0": gap0,
-                "V": float(v_bound),
-                "radius": radius,
-                "w_t_star": w_t_star,
-                "h_t": h_t,
-                "beta": bet,
-                "bias_exact": bias_exact,
-                "bias_bound": float(bd.bias_bound(lam, lt, big_l, mu, gamma_het)),
-            }
-        )
-    n_rules = len(rule_rows)
-    n_runs = 2 * n_rules
-    n, _ = part.q.shape
-    coef = np.zeros((n_runs, n, k_ex + 1))
-    steps = np.zeros((n_runs, int(cfg.rounds)))
-    centre = np.zeros((n_runs, w0.size))
-    sched: list[tuple[int, str, dict[str, float]]] = []
-    tt = np.arange(int(cfg.rounds), dtype=np.float64)
-    pos = part.q > 0
-    for r, row in enumerate(rule_rows):
-        ratio = np.where(pos, row["beta"] / np.where(pos, part.q, 1.0), 0.0)
-        eta = cfg.fixed_step / row["L_t"]
-        b_step = cfg.b_factor / row["mu_t"]
-        gam = b_step * row["L_t"] / cfg.fixed_step  # first step b/gamma = eta of the fixed run
-        for j, (name, stp, extra) in enumerate(
-            (
-                ("fixed", np.full(tt.size, eta), {"eta": eta}),
-                ("diminishing", b_step / (gam + tt), {"b": b_step, "gamma": gam}),
-            )
-        ):
-            idx = 2 * r + j
-            coef[idx, :, :k_ex] = ratio
-            steps[idx] = stp
-            centre[idx] = row["w_t_star"]
-            sched.append((r, name, extra))
-    h_runs = np.broadcast_to(h_lam, (n_runs, *h_lam.shape))
-    w_runs = np.broadcast_to(w_lam_star, (n_runs, w_lam_star.size))
+    rule_rows = [_rule_row(prob, tgt, rule, w0, cfg) for rule in cfg.rules]
+    coef, steps, centre, sched = _schedules(rule_rows, prob, cfg)
+    n_runs = coef.shape[0]
+    h_runs = np.broadcast_to(tgt.h_lam, (n_runs, *tgt.h_lam.shape))
+    w_runs = np.broadcast_to(tgt.w_star, (n_runs, tgt.w_star.size))
     # the training objective of each run: F_lt, Hessian h_t, minimiser w_t* (= centre)
     h_lt_runs = np.stack([rule_rows[r]["h_t"] for r, _, _ in sched])
     errs_all, maxdist = _simulate(
         prob, coef, steps, w0, centre, ((h_runs, w_runs), (h_lt_runs, centre)), records, cfg
     )
-    errs, errs_lt = errs_all[0], errs_all[1]
-
-    runs: list[RunResult] = []
-    tail = records >= cfg.tail * cfg.rounds
-    tail &= records > 0
-    for idx, (r, name, extra) in enumerate(sched):
-        row = rule_rows[r]
-        meas = errs[idx].mean(axis=0)
-        ci = student_t_halfwidth(errs[idx])
-        meas_lt = errs_lt[idx].mean(axis=0)
-        ci_lt = student_t_halfwidth(errs_lt[idx])
-        if name == "fixed":
-            e_bar = bd.sgd_fixed_step_bound(
-                records, extra["eta"], row["L_t"], row["mu_t"], row["V"], row["gap0"]
-            )
-        else:
-            e_bar = bd.sgd_diminishing_bound(
-                records, extra["b"], extra["gamma"], row["L_t"], row["mu_t"], row["V"], row["gap0"]
-            )
-        e_arr = np.atleast_1d(np.asarray(e_bar, dtype=np.float64))
-        bound = np.array(
-            [
-                bd.training_error_bound(
-                    lam, row["lt"], big_l, mu, row["mu_t"], row["Gamma"], float(e)
-                )
-                for e in e_arr
-            ]
+    tail = (records >= cfg.tail * cfg.rounds) & (records > 0)
+    runs = [
+        _run_result(
+            rule_rows[r], tgt, name, extra, records, errs_all[0][idx], errs_all[1][idx],
+            float(maxdist[idx]), tail,
         )
-        slope: float | None = None
-        slope_lt: float | None = None
-        if name == "diminishing":
-            x = extra["gamma"] + records[tail].astype(np.float64)
-            design = np.stack([np.ones_like(x), 1.0 / x], axis=1)
-            floor = float(np.linalg.lstsq(design, meas[tail], rcond=None)[0][0])
-            slope = _loglog_slope(x, meas[tail])
-            slope_lt = _loglog_slope(x, meas_lt[tail])
-        else:
-            floor = float(meas[tail].mean())
-        runs.append(
-            RunResult(
-                lt_rule=row["rule"],
-                lt=[float(x) for x in row["lt"]],
-                chi2=row["chi2"],
-                schedule=name,
-                t=[int(x) for x in records],
-                measured=[float(x) for x in meas],
-                ci=[float(x) for x in ci],
-                bound=[float(x) for x in bound],
-                slope=slope,
-                floor=floor,
-                bias_exact=row["bias_exact"],
-                bias_bound=row["bias_bound"],
-                constants={
-                    "L": big_l,
-                    "mu": mu,
-                    "mu_t": row["mu_t"],
-                    "L_t": row["L_t"],
-                    "Gamma": row["Gamma"],
-                    "V": row["V"],
-                    "gap0": row["gap0"],
-                    "radius": row["radius"],
-                    **extra,
-                },
-                max_distance=float(maxdist[idx]),
-                measured_lt=[float(x) for x in meas_lt],
-                ci_lt=[float(x) for x in ci_lt],
-                bound_lt=[float(x) for x in e_arr],
-                slope_lt=slope_lt,
-            )
-        )
-    checks = _checks(runs)
+        for idx, (r, name, extra) in enumerate(sched)
+    ]
     conf = asdict(cfg)
     conf.update(
         {
-            "lambda": lam.tolist(),
-            "q": part.q.tolist(),
-            "data": cis.data.tolist(),
-            "F_lambda_star": f_lam_star,
+            "lambda": tgt.lam.tolist(),
+            "q": prob.part.q.tolist(),
+            "data": prob.cis.data.tolist(),
+            "F_lambda_star": tgt.f_star,
             "tau": 1,
             "server_lr": 1.0,
             "floor_definition": (
@@ -708,7 +642,7 @@ def validate_rates(config: ValidationConfig | None = None) -> ValidationResult:
             ),
         }
     )
-    return ValidationResult(config=conf, runs=runs, checks=checks)
+    return ValidationResult(config=conf, runs=runs, checks=_checks(runs))
 
 
 def _checks(runs: list[RunResult]) -> dict[str, bool]:
@@ -764,40 +698,3 @@ def with_lt_bound_scale(result: ValidationResult, scale: float) -> ValidationRes
     """
     runs = [replace(r, bound_lt=[b * scale for b in r.bound_lt]) for r in result.runs]
     return ValidationResult(config=result.config, runs=runs, checks=_checks(runs))
-
-
-def format_table(result: ValidationResult) -> str:
-    """A readable table of the runs (a few recorded rounds each) and the checks."""
-    lines = []
-    lam = result.config.get("lambda")
-    lines.append(f"validate-rates: lambda = {lam}, seeds = {result.config['n_seeds']}, "
-                 f"rounds = {result.config['rounds']}")
-    head = (
-        f"{'rule':<14}{'schedule':<12}{'chi2':>8}{'slope':>8}{'floor':>11}{'bias':>11}"
-        f"{'slope_lt':>10}"
-    )
-    lines.append(head)
-    for r in result.runs:
-        slope = "-" if r.slope is None else f"{r.slope:.3f}"
-        slope_lt = "-" if r.slope_lt is None else f"{r.slope_lt:.3f}"
-        lines.append(
-            f"{r.lt_rule:<14}{r.schedule:<12}{r.chi2:>8.4f}{slope:>8}"
-            f"{r.floor:>11.3e}{r.bias_exact:>11.3e}{slope_lt:>10}"
-        )
-    lines.append("")
-    lines.append(
-        f"{'rule':<14}{'schedule':<12}{'t':>7}{'measured':>12}{'ci':>11}{'bound':>11}"
-        f"{'e_t':>12}{'ci_e':>11}{'thm2':>11}"
-    )
-    for r in result.runs:
-        n_rec = len(r.t)
-        for j in sorted({0, n_rec // 4, n_rec // 2, (3 * n_rec) // 4, n_rec - 1}):
-            lines.append(
-                f"{r.lt_rule:<14}{r.schedule:<12}{r.t[j]:>7d}{r.measured[j]:>12.4e}"
-                f"{r.ci[j]:>11.2e}{r.bound[j]:>11.3e}"
-                f"{r.measured_lt[j]:>12.4e}{r.ci_lt[j]:>11.2e}{r.bound_lt[j]:>11.3e}"
-            )
-    lines.append("")
-    for name, ok in sorted(result.checks.items()):
-        lines.append(f"{name:<26}{'ok' if ok else 'FAILED'}")
-    return "\n".join(lines)

@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._validate import FloatArray, as_float_array, check_scalar
-from .errors import CISInputError
+from .._arrays import FloatArray, as_float_array, check_scalar
+from ..errors import CISInputError
 
 __all__ = ["drift_factor", "local_sgd_bound", "local_variance_bound"]
 

@@ -1,22 +1,20 @@
-r"""Configuration rules for the training weights :math:`\tilde\lambda`.
+r"""The formulas of the training-weight rules (``docs/theory.md``, Section 6).
 
-Every rule returns weights on the simplex over the :math:`K` exits (shallowest first).
-The statements and their rationale are in ``docs/theory.md``, Section 6.
+Every rule returns weights on the simplex over the :math:`K` exits (shallowest first). The
+registry that maps a rule's name to its formula and to what it needs is
+:mod:`cistheory.rules.registry`; this module holds the formulas alone (numpy only).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._validate import FloatArray, as_float_array, as_simplex
-from .errors import CISInputError
-from .participation import Participation
+from .._arrays import FloatArray, as_float_array
+from ..errors import CISInputError
+from ..system.participation import Participation
 
 __all__ = [
-    "RULES",
     "balanced_adj",
     "equal",
     "flops_proportional",
@@ -159,17 +157,3 @@ def balanced_adj(lam: ArrayLike, v: ArrayLike) -> FloatArray:
     if lam_n.size != inv.size:
         raise CISInputError("v", np.asarray(v).tolist(), f"expected {lam_n.size} values")
     return normalise(0.5 * (lam_n + inv))
-
-
-def _check_rule_inputs(lam: FloatArray) -> FloatArray:
-    return as_simplex(lam, "lambda")
-
-
-RULES: dict[str, Callable[..., FloatArray]] = {
-    "serving-rate": lambda lam, **_: serving_rate(_check_rule_inputs(lam)),
-    "equal": lambda lam, **_: equal(np.asarray(lam).size),
-    "flops": lambda lam, *, exit_flops, round_t=0, **_: flops_proportional(exit_flops, round_t),
-    "opt-err": lambda lam, *, v, **_: inverse_variance(v),
-    "balanced-adj": lambda lam, *, v, **_: balanced_adj(lam, v),
-}
-"""Rule name -> function of ``lam`` and keyword constants (``v``, ``exit_flops``, ``round_t``)."""

@@ -1,42 +1,38 @@
-"""The ``cistheory train CONFIG`` subcommand.
+"""A training run from a configuration, with its outputs (``cistheory train``).
 
-Trains as the configuration says (``docs/trainer.md``), shows progress on stderr, writes
+:func:`run_training` trains as the configuration says (``docs/trainer.md``), writes
 ``results.json``, ``history.csv`` and ``model.pt`` to the output directory and an atomic
-``checkpoint.pt`` every ``checkpoint_every`` rounds. ``--resume`` continues from the
-checkpoint; the final result is bitwise that of an uninterrupted run.
+``checkpoint.pt`` every ``checkpoint_every`` rounds; with ``resume`` it continues from the
+checkpoint, and the final result is bitwise that of an uninterrupted run.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
-import sys
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any
 
+import numpy as np
+import torch
+
+from .._io import atomic_write_bytes
 from ..errors import CISInputError
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import build_experiment, config_digest
+from .data import Dataset
+from .evaluate import evaluate_cis
+from .fedloop import LoopState, RoundRecord, exit_objectives, run_federated
+from .models import EarlyExitModel
 
-if TYPE_CHECKING:
-    from .data import Dataset
-    from .fedloop import RoundRecord
-    from .models import EarlyExitModel
-
-# torch and the trainer load inside the functions below, so that registering the
-# subcommand keeps ``cistheory --help`` fast.
-
-__all__ = ["register", "run_training"]
+__all__ = ["run_training"]
 
 _CHECKPOINT = "checkpoint.pt"
 
 
 def _test_metrics(model: EarlyExitModel, test: Dataset, chunk: int = 512) -> dict[str, Any]:
-    import numpy as np
-    import torch
-
     with torch.no_grad():
         return _test_metrics_nograd(model, test, chunk, np)
 
@@ -64,11 +60,6 @@ def _test_metrics_nograd(
 
 def _cis_metrics(model: EarlyExitModel, test: Dataset, cis: Any, seed: int) -> dict[str, Any]:
     """Serve the test set through the CIS (easiest requests first): system accuracy."""
-    import numpy as np
-    import torch
-
-    from .evaluate import evaluate_cis
-
     model.eval()
     with torch.no_grad():
         outs = torch.stack(model.forward_all(test.x), dim=1).double().numpy()
@@ -86,8 +77,6 @@ def _cis_metrics(model: EarlyExitModel, test: Dataset, cis: Any, seed: int) -> d
 
 
 def _history_csv(history: list[RoundRecord], k: int) -> str:
-    import numpy as np
-
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(
@@ -116,32 +105,24 @@ def _history_csv(history: list[RoundRecord], k: int) -> str:
     return buf.getvalue()
 
 
-def _bar(done: int, total: int, width: int = 30) -> str:
-    fill = int(width * done / total)
-    return "[" + "#" * fill + "." * (width - fill) + "]"
-
-
 def run_training(
     cfg: Mapping[str, Any],
     out_dir: str | Path,
     *,
     resume: bool = False,
     stop_after: int | None = None,
-    progress: TextIO | None = None,
+    on_round: Callable[[LoopState, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run a validated configuration; write outputs to ``out_dir``; return the results dict.
+
+    ``on_round(state, rounds)`` is called after every round with the loop's state and the
+    number of rounds of the run (for progress).
 
     Raises
     ------
     CISInputError
         ``resume`` without a checkpoint, or a checkpoint of another configuration.
     """
-    import torch
-
-    from .checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
-    from .config import build_experiment, config_digest
-    from .fedloop import LoopState, exit_objectives, run_federated
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     digest = config_digest(cfg)
@@ -157,18 +138,13 @@ def run_training(
     every = int(cfg["checkpoint_every"])
     start = int(ck["rounds_done"]) if ck else 0
     target = total if stop_after is None else min(total, start + stop_after)
-    t0 = time.perf_counter()
 
     def callback(state: LoopState) -> None:
         done = state.rounds_done
         if done % every == 0 or done in {total, target}:
             save_checkpoint(out / _CHECKPOINT, state, meta={"config_digest": digest})
-        if progress is not None:
-            last = state.history[-1]
-            obj = "" if last.objective_lt is None else f" F_lt={last.objective_lt:.5g}"
-            rate = done / max(time.perf_counter() - t0, 1e-9)
-            progress.write(f"\r{_bar(done, total)} {done}/{total} rounds{obj} ({rate:.3g}/s)")
-            progress.flush()
+        if on_round is not None:
+            on_round(state, total)
 
     res = run_federated(
         exp.model,
@@ -180,8 +156,6 @@ def run_training(
         resume=ck,
         stop_after=stop_after,
     )
-    if progress is not None:
-        progress.write("\n")
     fk = exit_objectives(exp.model, exp.node_data, exp.participation.q)
     results: dict[str, Any] = {
         "config": dict(cfg),
@@ -219,48 +193,3 @@ def run_training(
     return results
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from .config import load_config
-
-    cfg = load_config(args.config)
-    out = args.out or cfg.get("output") or str(Path("runs") / Path(args.config).stem)
-    if args.stop_after is not None and args.stop_after < 1:
-        raise CISInputError("--stop-after", args.stop_after, "must be >= 1")
-    res = run_training(
-        cfg,
-        out,
-        resume=args.resume,
-        stop_after=args.stop_after,
-        progress=None if args.quiet else sys.stderr,
-    )
-    summary = {
-        "output": str(out),
-        "rounds_done": res["rounds_done"],
-        "complete": res["complete"],
-        "final_objectives": res["final_objectives"],
-    }
-    for key in ("test_accuracy", "test_mse", "system_accuracy"):
-        if key in res:
-            summary[key] = res[key]
-    sys.stdout.write(json.dumps(summary) + "\n")
-    return 0
-
-
-def register(subparsers: Any) -> None:
-    """Add ``train`` to the ``cistheory`` command's subparsers."""
-    p = subparsers.add_parser(
-        "train", help="federated training of an early-exit model in a CIS (needs torch)"
-    )
-    p.add_argument("config", help="run configuration (.json or .toml; see docs/trainer.md)")
-    p.add_argument(
-        "--out", help="output directory (default: the config's 'output', else runs/<config name>)"
-    )
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument(
-        "--stop-after",
-        type=int,
-        default=None,
-        help="stop after this many rounds of this invocation (resumable)",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
-    p.set_defaults(func=_cmd_train)

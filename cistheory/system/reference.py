@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._validate import FloatArray, IntArray, as_float_array
-from .errors import CISInputError
-from .system import CIS
+from .._arrays import FloatArray, IntArray, as_float_array
+from ..errors import CISInputError
+from .tree import CIS
 
 __all__ = [
     "DATA_SPLITS",

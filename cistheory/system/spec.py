@@ -40,9 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CISInputError
+from ..errors import CISInputError
 from .reference import reference_cis
-from .system import CIS
+from .tree import CIS
 
 __all__ = ["cis_to_spec", "load_spec", "parse_spec"]
 

@@ -29,8 +29,8 @@ from functools import cached_property
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._validate import BoolArray, FloatArray, IntArray, as_float_array
-from .errors import CISInputError
+from .._arrays import BoolArray, FloatArray, IntArray, as_float_array
+from ..errors import CISInputError
 
 __all__ = ["CIS", "Serving", "node_depths", "serve"]
 

@@ -1,0 +1,114 @@
+r"""Lemma 2 of ``docs/theory.md``: the exact variance of the unbiased aggregate and its convex
+bound :math:`V(\tilde\lambda, q)` (checked by ``proofs_check.lemma2``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .._arrays import as_float_array
+from ..errors import CISInputError
+from ._checks import check_q_beta, per_pair
+
+__all__ = ["variance_bound", "variance_exact"]
+
+
+def variance_exact(q: ArrayLike, beta: ArrayLike, grad: ArrayLike, noise_var: ArrayLike) -> float:
+    r"""Exact variance of the unbiased aggregate with one local step: Lemma 2, ``docs/theory.md``.
+
+    Node :math:`i` picks exit :math:`k` with probability :math:`q_{i,k}` (independently of the
+    other nodes) or idles, and sends a minibatch gradient :math:`g_{i,k}` with mean
+    :math:`\nabla f_{i,k}` and variance :math:`s^2_{i,k} = \mathbb E\|g_{i,k} - \nabla
+    f_{i,k}\|^2`. With :math:`g = \sum_{\text{picked}} (\beta_{i,k}/q_{i,k})\, g_{i,k}`,
+
+    .. math::
+        \mathbb E\|g - \nabla F_{\tilde\lambda}\|^2 = \sum_i \Big[ \sum_k
+        \frac{\beta_{i,k}^2}{q_{i,k}} \big(\|\nabla f_{i,k}\|^2 + s^2_{i,k}\big)
+        - \Big\|\sum_k \beta_{i,k} \nabla f_{i,k}\Big\|^2 \Big],
+
+    the inner sums over pairs with :math:`q_{i,k} > 0`.
+
+    Parameters
+    ----------
+    q : array_like, shape (N, K)
+        Participation probabilities (rows sum to at most 1).
+    beta : array_like, shape (N, K)
+        Pair weights :math:`\beta_{i,k} \ge 0`, zero where :math:`q_{i,k} = 0`
+        (see :func:`cistheory.beta`).
+    grad : array_like, shape (N, K, d)
+        True gradients :math:`\nabla f_{i,k}` at the current point.
+    noise_var : array_like, shape (N, K)
+        Minibatch variances :math:`s^2_{i,k} \ge 0`.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    A node that trains exit 1 with probability 1/2 and weight 1, gradient 1, no noise:
+    the aggregate is 2 or 0, variance 1.
+
+    >>> variance_exact([[0.5]], [[1.0]], [[[1.0]]], [[0.0]])
+    1.0
+    """
+    qa, ba = check_q_beta(q, beta)
+    ga = as_float_array(grad, "grad")
+    if ga.ndim != 3 or ga.shape[:2] != qa.shape:
+        raise CISInputError("grad", ga.shape, f"expected shape {qa.shape} + (d,)")
+    s2 = as_float_array(noise_var, "noise_var", nonneg=True)
+    if s2.shape != qa.shape:
+        raise CISInputError("noise_var", s2.tolist(), f"expected shape {qa.shape} (as q)")
+    pos = qa > 0
+    sq = (ga**2).sum(axis=2)
+    second = np.where(pos, ba**2 * (sq + s2) / np.where(pos, qa, 1.0), 0.0).sum(axis=1)
+    mean = (ba[:, :, None] * ga).sum(axis=1)
+    return float((second - (mean**2).sum(axis=1)).sum())
+
+
+def variance_bound(q: ArrayLike, beta: ArrayLike, sigma2: ArrayLike, G2: ArrayLike) -> float:
+    r"""Convex upper bound :math:`V(\tilde\lambda, q)` of the variance: Lemma 2, ``docs/theory.md``.
+
+    Under :math:`\|\nabla f_{i,k}\| \le G_{i,k}` and :math:`s^2_{i,k} \le \sigma^2_{i,k}`,
+
+    .. math::
+        V = \sum_{(i,k):\, q_{i,k} > 0} \frac{\beta_{i,k}^2 \big(\sigma^2_{i,k}
+            + [i \text{ sampled}]\, G^2_{i,k}\big)}{q_{i,k}}
+        \ \ge\ \mathbb E\|g - \nabla F_{\tilde\lambda}\|^2 ,
+
+    where node :math:`i` is *sampled* unless its row of :math:`q` has an entry equal to 1
+    (its configuration fixes one exit); a fixed node's term is exactly
+    :math:`\beta^2 s^2 \le \beta^2\sigma^2`. With every node fixed and
+    :math:`s^2 = \sigma^2` the bound is an equality.
+
+    Parameters
+    ----------
+    q, beta : array_like, shape (N, K)
+        As in :func:`variance_exact`.
+    sigma2 : array_like, shape (K,) or (N, K)
+        Noise-variance bounds :math:`\sigma^2 \ge 0` (variances, not standard deviations).
+    G2 : array_like, shape (K,) or (N, K)
+        Squared gradient-norm bounds :math:`G^2 \ge 0`.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    Two fixed nodes on exit 1 with equal data, :math:`\sigma^2 = 1`:
+    :math:`V = 2 \cdot (1/2)^2 = 1/2`.
+
+    >>> variance_bound([[1.0], [1.0]], [[0.5], [0.5]], [1.0], [4.0])
+    0.5
+    """
+    qa, ba = check_q_beta(q, beta)
+    s2 = per_pair(sigma2, "sigma2", qa.shape)
+    g2 = per_pair(G2, "G2", qa.shape)
+    # Same test as Participation.fixed: an entry equal to 1 (up to 1e-15, the spacing at 1).
+    fixed: NDArray[np.bool_] = np.asarray(np.isclose(qa, 1.0, rtol=0, atol=1e-15).any(axis=1))
+    sampled = (~fixed).astype(np.float64)
+    pos = qa > 0
+    num = ba**2 * (s2 + sampled[:, None] * g2)
+    return float(np.where(pos, num / np.where(pos, qa, 1.0), 0.0).sum())

@@ -1,0 +1,84 @@
+"""``cistheory train CONFIG``: federated training of an early-exit model in a CIS.
+
+The work is done by :func:`cistheory.train.run.run_training` (torch loads when the command
+runs, not when the parser is built); this module parses the options, draws the progress bar
+on standard error and prints the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import CISInputError
+from ._output import emit_json, progress
+
+__all__ = ["register"]
+
+
+def _bar(done: int, total: int, width: int = 30) -> str:
+    fill = int(width * done / total)
+    return "[" + "#" * fill + "." * (width - fill) + "]"
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ..train.config import load_config
+    from ..train.fedloop import LoopState
+    from ..train.run import run_training
+
+    cfg = load_config(args.config)
+    out = args.out or cfg.get("output") or str(Path("runs") / Path(args.config).stem)
+    if args.stop_after is not None and args.stop_after < 1:
+        raise CISInputError("--stop-after", args.stop_after, "must be >= 1")
+    t0 = time.perf_counter()
+
+    def show(state: LoopState, total: int) -> None:
+        done = state.rounds_done
+        last = state.history[-1]
+        obj = "" if last.objective_lt is None else f" F_lt={last.objective_lt:.5g}"
+        rate = done / max(time.perf_counter() - t0, 1e-9)
+        line = f"\r{_bar(done, total)} {done}/{total} rounds{obj} ({rate:.3g}/s)"
+        progress(line, end="")
+
+    res = run_training(
+        cfg,
+        out,
+        resume=args.resume,
+        stop_after=args.stop_after,
+        on_round=None if args.quiet else show,
+    )
+    if not args.quiet:
+        progress("")
+    summary = {
+        "output": str(out),
+        "rounds_done": res["rounds_done"],
+        "complete": res["complete"],
+        "final_objectives": res["final_objectives"],
+    }
+    for key in ("test_accuracy", "test_mse", "system_accuracy"):
+        if key in res:
+            summary[key] = res[key]
+    emit_json(summary)
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``train`` to the ``cistheory`` command's subparsers."""
+    p = subparsers.add_parser(
+        "train", help="federated training of an early-exit model in a CIS (needs torch)"
+    )
+    p.add_argument("config", help="run configuration (.json or .toml; see docs/trainer.md)")
+    p.add_argument(
+        "--out", help="output directory (default: the config's 'output', else runs/<config name>)"
+    )
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        help="stop after this many rounds of this invocation (resumable)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=_cmd_train)

@@ -4,13 +4,21 @@ Fast exact solvers (numpy only) for the weights (:func:`optimal_lt`), the partic
 probabilities (:func:`optimal_q`) and the joint problem (:func:`solve_joint`), each with a
 certificate; cvxpy programs (:mod:`convex.cvx`, imported when used) to cross-check them;
 and the mapping from a CIS and its constants to the design problem (:func:`design`).
+
+Every solver returns a result in the vocabulary of :class:`scipy.optimize.OptimizeResult`
+(``x``, ``fun``, ``success``, ``status``, ``message``, ``nit``) with its certificates
+(``lower_bound``, ``gap``, multipliers ``nu`` and ``rho``, ``kkt``) and ``as_dict()``; see
+:mod:`convex.results`.
+
+Modules, bottom up: :mod:`convex.results` (result classes), :mod:`convex.objective` (the
+weights problem's objective, inputs, roots and dual), :mod:`convex.lt`, :mod:`convex.q`,
+:mod:`convex.joint`, :mod:`convex.design`; :mod:`convex.cvx` imports only the first two.
 """
 
 from __future__ import annotations
 
 from ._common import SolverError
 from .design import (
-    DesignResult,
     Eligibility,
     bound_optimal_lt,
     compare_eligibility,
@@ -20,9 +28,11 @@ from .design import (
     eligibility,
     reference_constants,
 )
-from .joint import JointResult, joint_objective, solve_joint
-from .lt import LtResult, lt_objective, optimal_lt
-from .q import QResult, optimal_q
+from .joint import joint_objective, solve_joint
+from .lt import optimal_lt
+from .objective import lt_objective
+from .q import optimal_q
+from .results import DesignResult, JointResult, LtResult, QResult
 
 __all__ = [
     "DesignResult",

@@ -18,6 +18,9 @@ import numpy as np
 __all__ = ["joint_kernel"]
 
 
+# long: one numba function that mirrors convex.lt._joint_small operation by operation (so its
+# results are bitwise the Python ones); split into helpers it would need one compiled function
+# per helper and the in-order loop would no longer read side by side with the Python one.
 def _kernel_source(s: Any, b2: Any, lam: Any, v: Any, lt_min: float, tol: float,
                    max_it: int) -> Any:  # pragma: no cover - compiled by numba
     k = s.shape[0]

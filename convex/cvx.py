@@ -23,7 +23,6 @@ one; the reported objective is recomputed in numpy at the returned point.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -34,7 +33,8 @@ from cistheory._arrays import FloatArray
 from cistheory.errors import CISInputError
 
 from ._common import SOLVERS, SolverError
-from .lt import LtResult, _objective, _renormalise, lt_dual_bound
+from .objective import check_lt_inputs, lt_dual_bound, lt_terms, renormalise
+from .results import OPTIMAL, JointCvxResult, LtResult, QCvxResult
 
 __all__ = ["JointProgram", "LtProgram", "QProgram", "solve_lt_cvxpy", "solve_q_cvxpy"]
 
@@ -42,7 +42,10 @@ _log = logging.getLogger(__name__)
 
 
 def _solve(prob: Any, what: str) -> str:
-    """Solve with CLARABEL, then SCS; raise SolverError with every status if both fail."""
+    """Solve with CLARABEL, then SCS; raise SolverError with every status if both fail.
+
+    Returns the name of the solver that reached an optimal solution.
+    """
     import cvxpy as cp
 
     tried: list[str] = []
@@ -65,6 +68,17 @@ def _solve(prob: Any, what: str) -> str:
         tried.append(f"{name}: status {prob.status}")
         _log.info("%s: %s returned %s", what, name, prob.status)
     raise SolverError(f"{what}: no solver reached an optimal solution ({'; '.join(tried)})")
+
+
+def _nit(prob: Any) -> int:
+    """The solver's iteration count, -1 if it does not report one."""
+    stats = prob.solver_stats
+    it = stats.num_iters if stats is not None and stats.num_iters is not None else -1
+    return int(it)
+
+
+def _message(prob: Any, solver: str) -> str:
+    return f"{solver}: {prob.status}"
 
 
 def _qol_epigraph(t: Any, num: Any, den: Any) -> Any:
@@ -119,8 +133,8 @@ class LtProgram:
     --------
     >>> prog = LtProgram(3)
     >>> r = prog.solve([0.8, 0.15, 0.05], [1.0, 1.0, 1.0], 1.0, 0.0)
-    >>> r.objective < 1e-8  # the solver's duality-gap tolerance
-    True
+    >>> r.fun < 1e-8, r.status  # the solver's duality-gap tolerance
+    (True, 'optimal')
     >>> bool(np.allclose(r.lt, [0.8, 0.15, 0.05], atol=1e-4))  # the point: sqrt of that
     True
     """
@@ -147,9 +161,7 @@ class LtProgram:
         self, lam: ArrayLike, v: ArrayLike, a: float, b: float, lt_min: float = 0.0
     ) -> LtResult:
         """Set the parameters and solve; inputs validated as in :func:`convex.optimal_lt`."""
-        from .lt import _check_inputs
-
-        lam_a, v_a, af, bf, lm = _check_inputs(lam, v, a, b, lt_min)
+        lam_a, v_a, af, bf, lm = check_lt_inputs(lam, v, a, b, lt_min)
         if lam_a.size != self.k:
             raise CISInputError("lam", lam_a.tolist()[:10], f"this program has K = {self.k}")
         alpha, beta = af * lam_a**2, bf * v_a
@@ -159,23 +171,23 @@ class LtProgram:
         self.lt_min.value = lm
         solver = _solve(self.prob, "optimal_lt (cvxpy)")
         x = np.asarray(self.x.value, dtype=np.float64)
-        x = _renormalise(x, lm)  # solver round-off around the floor and the sum (~1e-9)
-        obj, t_chi, t_var = _objective(lam_a, v_a, af, bf, x)
+        x = renormalise(x, lm)  # solver round-off around the floor and the sum (~1e-9)
+        obj, t_chi, t_var = lt_terms(lam_a, v_a, af, bf, x)
         # cvxpy's equality dual y enters the Lagrangian as f + y (sum x - 1): nu = -y
         nu = -float(self.simplex.dual_value) * s
         dual = lt_dual_bound(lam_a, v_a, af, bf, lm, nu)
-        stats = self.prob.solver_stats
-        it = stats.num_iters if stats is not None and stats.num_iters is not None else -1
         return LtResult(
             lt=x,
-            objective=obj,
+            fun=obj,
             terms={"chi2": t_chi, "variance": t_var},
-            multiplier=nu,
-            dual=dual,
+            nu=nu,
+            lower_bound=dual,
             gap=obj - dual,
+            success=True,
+            status=OPTIMAL,
+            message=_message(self.prob, solver),
+            nit=_nit(self.prob),
             method="cvxpy",
-            status=f"{self.prob.status} ({solver})",
-            iterations=int(it),
         )
 
 
@@ -189,16 +201,6 @@ def solve_lt_cvxpy(
 ) -> LtResult:
     """Solve the lt problem with a cached :class:`LtProgram` (one per K)."""
     return _lt_program(int(np.asarray(lam).size)).solve(lam, v, a, b, lt_min)
-
-
-@dataclass(frozen=True)
-class QCvxResult:
-    """cvxpy answer to the q problem: ``q`` (N, K), objective and solver status."""
-
-    q: FloatArray
-    objective: float
-    status: str
-    rho: float
 
 
 class QProgram:
@@ -256,7 +258,7 @@ class QProgram:
         rows_fixed = np.flatnonzero(self.fixed >= 0)
         if self.with_budget:
             _set_budget(self, cost, budget, rows_fixed)
-        _solve(self.prob, "optimal_q (cvxpy)")
+        solver = _solve(self.prob, "optimal_q (cvxpy)")
         q = np.zeros(self.shape)
         q[self.rows, self.cols] = np.maximum(np.asarray(self.q.value), float(q_min))
         q[rows_fixed, self.fixed[rows_fixed]] = 1.0
@@ -264,7 +266,8 @@ class QProgram:
         with np.errstate(divide="ignore", invalid="ignore"):
             obj = float(np.where(ca > 0, ca / q, 0.0).sum())
         rho = float(self.budget_con.dual_value) * s if self.with_budget else 0.0
-        return QCvxResult(q=q, objective=obj, status=str(self.prob.status), rho=rho)
+        return QCvxResult(q=q, fun=obj, rho=rho, success=True, status=OPTIMAL,
+                          message=_message(self.prob, solver), nit=_nit(self.prob))
 
 
 def solve_q_cvxpy(
@@ -274,17 +277,6 @@ def solve_q_cvxpy(
     """Build a :class:`QProgram` and solve it once (see :func:`convex.optimal_q`)."""
     prog = QProgram(eligible, fixed, with_budget=budget is not None)
     return prog.solve(c, cost=cost, budget=budget, q_min=q_min)
-
-
-@dataclass(frozen=True)
-class JointCvxResult:
-    """cvxpy answer to the joint problem."""
-
-    lt: FloatArray
-    q: FloatArray
-    objective: float
-    status: str
-    rho: float
 
 
 class JointProgram:
@@ -379,13 +371,14 @@ class JointProgram:
         rows_fixed = np.flatnonzero(self.fixed >= 0)
         if self.with_budget:
             _set_budget(self, cost, budget, rows_fixed)
-        _solve(self.prob, "joint design (cvxpy)")
-        x = _renormalise(np.asarray(self.x.value, dtype=np.float64), float(lt_min))
+        solver = _solve(self.prob, "joint design (cvxpy)")
+        x = renormalise(np.asarray(self.x.value, dtype=np.float64), float(lt_min))
         q = np.zeros(self.shape)
         q[self.rows, self.cols] = np.maximum(np.asarray(self.q.value), float(q_min))
         q[rows_fixed, self.fixed[rows_fixed]] = 1.0
         q = _fix_rows(q, float(q_min))
         obj = float(self.prob.value) * s - a
         rho = float(self.budget_con.dual_value) * s if self.with_budget else 0.0
-        return JointCvxResult(lt=x, q=q, objective=obj, status=str(self.prob.status),
-                              rho=max(rho, 0.0))
+        return JointCvxResult(lt=x, q=q, fun=obj, rho=max(rho, 0.0), success=True,
+                              status=OPTIMAL, message=_message(self.prob, solver),
+                              nit=_nit(self.prob))

@@ -24,14 +24,14 @@ convex bound with :math:`M_k` the data of the nodes eligible for exit :math:`k`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from cistheory._arrays import FloatArray, as_float_array
-from cistheory.bounds.corollary import BoundTerms, CISConstants, cis_bound
+from cistheory.bounds.corollary import CISConstants, cis_bound
 from cistheory.bounds.theorem2 import sgd_diminishing_bound, sgd_fixed_step_bound
 from cistheory.bounds.theorem3 import generalization_bound
 from cistheory.errors import CISInputError
@@ -40,11 +40,12 @@ from cistheory.system.participation import Participation, explicit
 from cistheory.system.reference import REFERENCE_SIGMA
 from cistheory.system.tree import CIS
 
+from ._common import check_max_iter
 from .joint import joint_objective, solve_joint
 from .lt import optimal_lt
+from .results import DesignResult, JointResult, LtResult
 
 __all__ = [
-    "DesignResult",
     "Eligibility",
     "bound_optimal_lt",
     "compare_eligibility",
@@ -223,56 +224,6 @@ def _problem_data(cis: CIS, el: Eligibility, const: CISConstants) -> _Data:
     return _Data(lam, v_fixed, w, el, float(2 * np.sum(lam * eps)), mk)
 
 
-@dataclass(frozen=True)
-class DesignResult:
-    r"""The bound-optimal design of a CIS under one eligibility policy.
-
-    Attributes
-    ----------
-    lt : ndarray (K,)
-    q : ndarray (N, K)
-    objective : float
-        :math:`J = ` generalisation + :math:`A\chi^2 + BV + C_0`.
-    terms : dict
-        ``generalization``, ``bias`` (:math:`A\chi^2`), ``variance`` (:math:`BV`),
-        ``optimisation_constant`` (:math:`C_0`).
-    status : str
-    gap : float
-        Certified gap of the convex part: the convexity (Frank-Wolfe) lower bound of
-        :func:`convex.solve_joint` at the returned point (for cvxpy too, which makes it an
-        independent check of the solver), or the weights solver's duality gap when every
-        node is fixed.
-    A, B : float
-    policy : str
-    iterations : int
-        Alternations of the joint solver (Newton steps of the weights solver when every node
-        is fixed; -1 for cvxpy).
-    bound : BoundTerms
-        :func:`cistheory.bounds.cis_bound` at the design (tight form in ``total``).
-    """
-
-    lt: FloatArray
-    q: FloatArray
-    objective: float
-    terms: dict[str, float]
-    status: str
-    gap: float
-    A: float
-    B: float
-    policy: str
-    iterations: int
-    bound: BoundTerms = field(repr=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly dictionary."""
-        return {
-            "policy": self.policy, "lt": self.lt.tolist(), "q": self.q.tolist(),
-            "objective": self.objective, "terms": dict(self.terms), "status": self.status,
-            "gap": self.gap, "A": self.A, "B": self.B, "iterations": self.iterations,
-            "bound": self.bound.as_dict(),
-        }
-
-
 def design(
     cis: CIS,
     part_policy: str | Participation | Eligibility,
@@ -283,6 +234,7 @@ def design(
     budget: float | None = None,
     cost: ArrayLike | None = None,
     method: str = "fast",
+    max_iter: int | None = None,
 ) -> DesignResult:
     r"""Bound-optimal weights and participation of a CIS under an eligibility policy.
 
@@ -308,14 +260,25 @@ def design(
     cost : array (K,), optional
         Per-exit compute; defaults to ``cis.exit_flops`` (or 1 per exit).
     method : {"fast", "cvxpy"}
+    max_iter : int, optional
+        Iteration limit of the solver used (:func:`convex.solve_joint`, or
+        :func:`convex.optimal_lt` when the policy fixes every node); ``None``: its default.
+
+    Returns
+    -------
+    DesignResult
+        ``lt`` (also ``x``) and ``q``, the full bound ``fun`` term by term, the solver's
+        ``success``, ``status``, ``message`` and ``nit``, a certified ``lower_bound`` and
+        ``gap`` (:mod:`convex.results`) and :func:`cistheory.bounds.cis_bound` at the
+        design.
 
     Examples
     --------
     >>> import cistheory
     >>> cis = cistheory.reference_cis("80-15-5")
     >>> r = design(cis, "deepest", reference_constants())
-    >>> bool(abs(r.lt.sum() - 1) < 1e-12), r.status
-    (True, 'optimal')
+    >>> bool(abs(r.lt.sum() - 1) < 1e-12), r.success, r.status
+    (True, True, 'optimal')
     """
     el = eligibility(cis, part_policy)
     d = _problem_data(cis, el, const)
@@ -324,30 +287,45 @@ def design(
     if budget is not None:
         cost_a = (np.ones(cis.n_exits) if cis.exit_flops is None else cis.exit_flops) \
             if cost is None else np.asarray(cost, dtype=np.float64)
-    free_pairs = bool((el.eligible & (el.fixed < 0)[:, None]).any())
-    q_fixed = np.zeros((cis.n_nodes, cis.n_exits))
-    rows = np.flatnonzero(el.fixed >= 0)
-    q_fixed[rows, el.fixed[rows]] = 1.0
-    if not free_pairs:
-        if budget is not None and cost_a is not None and cost_a[el.fixed].sum() > budget:
-            raise CISInputError("budget", budget, "infeasible: the fixed rows already cost "
-                                f"{float(cost_a[el.fixed].sum())!r}")
-        lres = optimal_lt(d.lam, d.v_fixed, a, b, method=method, lt_min=lt_min)
-        lt, q, status, gap, iters = lres.lt, q_fixed, lres.status, lres.gap, lres.iterations
-    else:
-        jres = solve_joint(d.lam, d.v_fixed, d.w, el.eligible, a, b, fixed=el.fixed,
-                           lt_min=lt_min, q_min=q_min, cost=cost_a, budget=budget,
-                           method=method)
-        lt, q, status, gap, iters = jres.lt, jres.q, jres.status, jres.gap, jres.iterations
-    _, t_chi, t_var = joint_objective(d.lam, d.v_fixed, d.w, a, b, lt, q)
+    res = _solve_design(d, a, b, q_min=q_min, lt_min=lt_min, budget=budget, cost=cost_a,
+                        method=method, max_iter=max_iter)
+    q = res.q if isinstance(res, JointResult) else _fixed_q(el, cis.n_nodes, cis.n_exits)
+    _, t_chi, t_var = joint_objective(d.lam, d.v_fixed, d.w, a, b, res.lt, q)
     terms = {"generalization": d.generalization, "bias": t_chi, "variance": t_var,
              "optimisation_constant": c0}
     part = explicit(cis, np.minimum(q, 1.0), name=el.name)
-    bound = cis_bound(cis, part, lt, const)
+    fun = float(sum(terms.values()))
+    gap = float(res.gap)
     return DesignResult(
-        lt=lt, q=q, objective=float(sum(terms.values())), terms=terms, status=status,
-        gap=float(gap), A=a, B=b, policy=el.name, iterations=int(iters), bound=bound,
+        lt=res.lt, q=q, fun=fun, terms=terms, lower_bound=fun - gap, gap=gap,
+        success=res.success, status=res.status, message=res.message, nit=int(res.nit),
+        method=method, A=a, B=b, policy=el.name, bound=cis_bound(cis, part, res.lt, const),
     )
+
+
+def _fixed_q(el: Eligibility, n: int, k: int) -> FloatArray:
+    """The participation of a policy that fixes every node: one-hot rows."""
+    q = np.zeros((n, k))
+    rows = np.flatnonzero(el.fixed >= 0)
+    q[rows, el.fixed[rows]] = 1.0
+    return q
+
+
+def _solve_design(
+    d: _Data, a: float, b: float, *, q_min: float, lt_min: float, budget: float | None,
+    cost: FloatArray | None, method: str, max_iter: int | None,
+) -> LtResult | JointResult:
+    """The weights problem when every node is fixed, else the joint problem."""
+    el = d.el
+    limit = {} if max_iter is None else {"max_iter": check_max_iter(max_iter)}
+    if (el.eligible & (el.fixed < 0)[:, None]).any():
+        return solve_joint(d.lam, d.v_fixed, d.w, el.eligible, a, b, fixed=el.fixed,
+                           lt_min=lt_min, q_min=q_min, cost=cost, budget=budget,
+                           method=method, **limit)
+    if budget is not None and cost is not None and cost[el.fixed].sum() > budget:
+        raise CISInputError("budget", budget, "infeasible: the fixed rows already cost "
+                            f"{float(cost[el.fixed].sum())!r}")
+    return optimal_lt(d.lam, d.v_fixed, a, b, method=method, lt_min=lt_min, **limit)
 
 
 def bound_optimal_lt(

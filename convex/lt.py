@@ -1,39 +1,33 @@
 r"""Bound-optimal training weights for fixed participation (``docs/theory.md``, Section 5).
 
-The problem, for serving shares :math:`\lambda` on the simplex, variance coefficients
-:math:`v_k \ge 0` (:math:`V = \sum_k v_k \tilde\lambda_k^2`, Lemma 2) and weights
-:math:`a, b \ge 0`:
+The problem (:mod:`convex.objective`), for serving shares :math:`\lambda` on the simplex,
+variance coefficients :math:`v_k \ge 0` and weights :math:`a, b \ge 0`:
 
 .. math::
     \min_{x \in \Delta_K,\; x \ge x_{\min}}\;
-    f(x) = a\,\chi^2(\lambda \,\|\, x) + b \sum_k v_k x_k^2,
-    \qquad \chi^2(\lambda \,\|\, x) = \sum_k \frac{\lambda_k^2}{x_k} - 1 .
+    f(x) = a\,\chi^2(\lambda \,\|\, x) + b \sum_k v_k x_k^2 .
 
-With :math:`\alpha_k = a\lambda_k^2`, :math:`\beta_k = b v_k` the stationarity condition of
+With :math:`s_k = \sqrt a\,\lambda_k`, :math:`\beta_k = b v_k` the stationarity condition of
 coordinate :math:`k` (multiplier :math:`\nu` of :math:`\sum_k x_k = 1`) is
 
-.. math:: g_k(x_k) = -\frac{\alpha_k}{x_k^2} + 2\beta_k x_k = \nu ,
+.. math:: g_k(x_k) = -\frac{s_k^2}{x_k^2} + 2\beta_k x_k = \nu .
 
-and :math:`g_k` is increasing and concave on :math:`(0, \infty)`. Its inverse
-:math:`x_k(\nu) = \max(x_{\min}, g_k^{-1}(\nu))` is increasing and convex in :math:`\nu`, so
+When every :math:`\lambda_k > 0` Newton's method on the whole KKT system in :math:`(x, \nu)`,
+started at :math:`x = \lambda`, is tried first: compiled (numba, :mod:`convex._jit`) up to
+``_JIT_MAX_K`` exits, on Python floats up to ``_SMALL_K`` exits without numba, and on numpy
+arrays above. Otherwise, or when it does not converge with every weight above the floor, the
+safeguarded iteration runs: :math:`x_k(\nu) = \max(x_{\min}, g_k^{-1}(\nu))` is increasing
+and convex in :math:`\nu` (closed-form roots, :func:`convex.objective.x_of_nu`), so
 :math:`S(\nu) = \sum_k x_k(\nu)` is convex increasing and Newton's method on
-:math:`S(\nu) = 1` started right of the root never overshoots it. Each :math:`g_k^{-1}(\nu)`
-is the positive root of a cubic, in closed form (Cardano's formula or its trigonometric
-form, written without cancellation) polished by one Newton step; everything is vectorised
+:math:`S(\nu) = 1` started right of the root never overshoots it. Everything is vectorised
 over :math:`k`.
 
-Exits with :math:`\alpha_k = 0` have :math:`x_k(\nu) = \max(x_{\min}, \nu / (2\beta_k))`;
-exits with :math:`\alpha_k = \beta_k = 0` do not enter the objective ("free" exits): they get
-the floor, plus an equal share of any mass the other exits do not want (the minimiser is then
-not unique).
+Exits with :math:`\lambda_k = \beta_k = 0` do not enter the objective ("free" exits): they
+get the floor, plus an equal share of any mass the other exits do not want (the minimiser is
+then not unique).
 
-Certificate: for any :math:`\nu` the Lagrangian dual
-
-.. math::
-    d(\nu) = \nu - a + \sum_k \min_{x \ge x_{\min}}
-             \Bigl(\frac{\alpha_k}{x} + \beta_k x^2 - \nu x\Bigr)
-
-is a lower bound on the optimum; its inner minimiser is :math:`x_k(\nu)` itself, so the gap
+Certificate: the Lagrangian dual value :math:`d(\nu)` (:func:`convex.objective.lt_dual_bound`)
+at the returned multiplier is a lower bound on the optimum, so the gap
 :math:`f(\hat x) - d(\nu)` certifies the returned point.
 """
 
@@ -41,26 +35,35 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from cistheory._arrays import FloatArray, as_float_array, as_simplex
+from cistheory._arrays import FloatArray
 from cistheory.errors import CISInputError
 
-__all__ = ["LtResult", "lt_objective", "optimal_lt"]
+from ._common import check_max_iter
+from .objective import (
+    LAM_MIN,
+    check_lt_inputs,
+    lt_dual_bound,
+    lt_dual_value,
+    lt_terms,
+    renormalise,
+    x_of_nu,
+)
+from .results import MAX_ITER, OPTIMAL, LtResult
+
+__all__ = ["optimal_lt"]
 
 _log = logging.getLogger(__name__)
 
-# Newton on the multiplier converges quadratically; 200 steps is far above what any test or
-# benchmark needs (< 30) and only guards against a non-terminating loop.
+# Newton on the multiplier converges quadratically; 200 steps (the default max_iter) is far
+# above what any test or benchmark needs (< 30) and only guards against a non-terminating
+# loop.
 _MAX_OUTER = 200
-# Smallest positive serving share accepted: a lam_k below 1e-100 would put a lam_k^2 and
-# the multiplier near the underflow threshold of double precision (use 0 instead).
-_LAM_MIN = 1e-100
 # Relative accuracy of S(nu) = 1: a sum of K roots each accurate to a few ulps (closed
-# form plus one Newton step; see _roots).
+# form plus one Newton step; see convex.objective.cubic_roots).
 _S_RTOL = 1e-13
 # Joint Newton on (x, nu): at most 30 steps (quadratic convergence from x = lam takes < 10
 # on every test problem) and stop at 1e-14 relative residual (rounding level of g_k).
@@ -75,194 +78,23 @@ _SMALL_K = 24
 # keeps the gap at rounding level and its call overhead no longer matters.
 _JIT_MAX_K = 4096
 
-
-@dataclass(frozen=True)
-class LtResult:
-    r"""Minimiser of :math:`a\chi^2(\lambda\|x) + b\sum_k v_k x_k^2` on the simplex.
-
-    Attributes
-    ----------
-    lt : ndarray, shape (K,)
-        The weights :math:`\tilde\lambda` (on the simplex, at least the floor).
-    objective : float
-        :math:`a\chi^2 + b V` at ``lt``.
-    terms : dict
-        ``{"chi2": a * chi2, "variance": b * sum v lt^2}``.
-    multiplier : float
-        :math:`\nu`, multiplier of :math:`\sum_k x_k = 1` (:math:`\nabla f = \nu` off the floor).
-    dual : float
-        The dual value :math:`d(\nu)`, a lower bound on the optimum.
-    gap : float
-        ``objective - dual`` (a certified duality gap, up to rounding).
-    method : str
-        ``"fast"`` or ``"cvxpy"``.
-    status : str
-        ``"optimal"`` (fast path), or the cvxpy solver's status.
-    iterations : int
-        Newton steps on the multiplier (fast path) or solver iterations (cvxpy, -1 if unknown).
-    """
-
-    lt: FloatArray
-    objective: float
-    terms: dict[str, float]
-    multiplier: float
-    dual: float
-    gap: float
-    method: str
-    status: str
-    iterations: int
+_MSG_JOINT = "KKT system solved to rounding (Newton's method on (x, nu))"
+_MSG_MULTIPLIER = "S(nu) = 1 solved to rounding (Newton's method on the multiplier)"
+_MSG_CLOSED = "closed form (every weight at the floor, or free exits take the rest)"
 
 
-def _check_inputs(
-    lam: ArrayLike, v: ArrayLike, a: float, b: float, lt_min: float
-) -> tuple[FloatArray, FloatArray, float, float, float]:
-    lam_a = as_simplex(lam, "lam")
-    v_a = as_float_array(v, "v", ndim=1, nonneg=True)
-    if v_a.size != lam_a.size:
-        raise CISInputError("v", v_a.tolist()[:10], f"expected {lam_a.size} values, one per exit")
-    for name, val in (("a", a), ("b", b), ("lt_min", lt_min)):
-        if not (np.isfinite(val) and val >= 0):
-            raise CISInputError(name, val, "must be a finite number >= 0")
-    if not a + b > 0:
-        raise CISInputError("a, b", (a, b), "at least one of a and b must be > 0")
-    tiny = (lam_a > 0) & (lam_a < _LAM_MIN)
-    if tiny.any():
-        j = int(np.argmax(tiny))
-        raise CISInputError(f"lam[{j + 1}]", float(lam_a[j]),
-                            f"serving shares must be 0 or >= {_LAM_MIN} (double-precision range)")
-    k = lam_a.size
-    if lt_min * k > 1 + 1e-12:
-        raise CISInputError("lt_min", lt_min, f"K * lt_min = {lt_min * k!r} > 1: no feasible lt")
-    return lam_a, v_a, float(a), float(b), float(lt_min)
-
-
-def lt_objective(lam: ArrayLike, v: ArrayLike, a: float, b: float, lt: ArrayLike) -> float:
-    r"""The objective :math:`a(\sum_k \lambda_k^2/x_k - 1) + b\sum_k v_k x_k^2` at ``lt``.
-
-    Raises
-    ------
-    CISInputError
-        If ``lt`` is not on the simplex or is zero where :math:`\lambda > 0`.
-
-    Examples
-    --------
-    >>> lt_objective([0.5, 0.5], [1.0, 1.0], 1.0, 1.0, [0.5, 0.5])
-    0.5
-    """
-    lam_a = as_simplex(lam, "lam")
-    x = as_simplex(lt, "lt")
-    v_a = as_float_array(v, "v", ndim=1, nonneg=True)
-    return _objective(lam_a, v_a, float(a), float(b), x)[0]
-
-
-def _objective(
-    lam: FloatArray, v: FloatArray, a: float, b: float, x: FloatArray
-) -> tuple[float, float, float]:
-    need = lam > 0
-    if (x[need] <= 0).any():
-        k = int(np.flatnonzero(need & (x <= 0))[0])
-        raise CISInputError(f"lt[{k + 1}]", float(x[k]), "lt must be > 0 where lambda > 0")
-    safe = np.where(need, x, 1.0)
-    chi2 = float(np.sum(np.where(need, lam**2 / safe, 0.0)) - 1.0)
-    var = float(np.sum(v * x**2))
-    return a * chi2 + b * var, a * chi2, b * var
-
-
-def _renormalise(x: FloatArray, lt_min: float) -> FloatArray:
-    """Scale the entries above the floor so that the sum is 1 (removes ~1e-15 round-off)."""
-    x = np.maximum(x, lt_min)
-    up = x > lt_min
-    mass = float(x[up].sum())
-    if mass > 0:
-        x = x.copy()
-        x[up] *= (1.0 - lt_min * float((~up).sum())) / mass
-    return x
-
-
-def _roots(nu: float, s: FloatArray, beta: FloatArray) -> FloatArray:
-    r"""Positive roots of :math:`-s^2/x^2 + 2\beta x = \nu` for :math:`s > 0`, closed form.
-
-    The cubic :math:`2\beta x^3 - \nu x^2 - s^2 = 0` has one positive root, written without
-    cancellation in two regimes (:math:`s = \sqrt a\,\lambda`, so a tiny :math:`\lambda_k`
-    whose square underflows still gets its root):
-
-    * :math:`\kappa = 2\beta s / |\nu|^{3/2} < 2/\sqrt{27}` (then :math:`\nu < 0`): with
-      :math:`x = s / (\sqrt{|\nu|}\,u)`, :math:`u^3 - u = \kappa`, whose root is
-      :math:`u = \tfrac{2}{\sqrt3}\cos(\tfrac13\arccos(\kappa\sqrt{27}/2))`;
-    * otherwise Cardano's formula with all terms positive: with :math:`c = s^2/(2\beta)`,
-      :math:`h = \nu/(6\beta)`, :math:`t = h/c^{1/3}`,
-      :math:`x = c^{1/3}(t + z + t^2/z)`,
-      :math:`z = (t^3 + \tfrac12 + (t^3 + \tfrac14)^{1/2})^{1/3}` when :math:`h \le c^{1/3}`,
-      and :math:`x = h(1 + z + 1/z)`, :math:`z = (1 + r/2 + (r(1 + r/4))^{1/2})^{1/3}`,
-      :math:`r = c/h^3`, when :math:`h > c^{1/3}`.
-
-    One Newton step (monotone for the concave left side) polishes the rounding of the closed
-    form; :math:`\beta = 0` gives :math:`x = s/\sqrt{-\nu}` exactly.
-    """
-    if nu >= 0 and not (beta > 0).all():  # beta = 0 and nu >= 0: no finite root
-        raise FloatingPointError("no root")
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        cc = np.cbrt(s) ** 2 / np.cbrt(2 * beta)  # c^(1/3), c = s^2 / (2 beta)
-        h = nu / (6 * beta)
-        if nu < 0:
-            sq = np.sqrt(-nu)
-            kappa = 2 * beta * (s / sq) / -nu
-            trig = kappa < 2 / np.sqrt(27.0)
-            u = 2 / np.sqrt(3.0) * np.cos(np.arccos(np.minimum(kappa * np.sqrt(27.0) / 2, 1.0)) / 3)
-            x_trig = s / (sq * u)
-        else:
-            trig = np.zeros(s.shape, dtype=bool)
-            x_trig = s
-        t = h / cc
-        t3 = t**3
-        z1 = np.cbrt(t3 + 0.5 + np.sqrt(np.maximum(t3 + 0.25, 0.0)))
-        x_small_h = cc * (t + z1 + t * t / z1)
-        r = (cc / h) ** 3
-        z2 = np.cbrt(1 + r / 2 + np.sqrt(r * (1 + r / 4)))
-        x_big_h = h * (1 + z2 + 1 / z2)
-        x = np.where(trig, x_trig, np.where(h > cc, x_big_h, x_small_h))
-        if nu < 0:
-            x = np.where(beta > 0, x, s / sq)
-        # Newton step (nu - g)/g', written as x (...)/(...) so that a subnormal x does not
-        # overflow; skipped where beta = 0 (exact) or the step is not finite
-        r2 = (s / x) ** 2
-        step = x * (nu + r2 - 2 * beta * x) / (2 * r2 + 2 * beta * x)
-        x = np.where(np.isfinite(step) & (beta > 0), x + step, x)
-    return np.asarray(x, dtype=np.float64)
-
-
-def _x_of_nu(
-    nu: float, s: FloatArray, beta: FloatArray, lt_min: float
-) -> tuple[FloatArray, FloatArray]:
-    """x_k(nu) for the non-free exits and dx_k/dnu."""
-    x = np.empty_like(s)
-    dx = np.zeros_like(s)
-    pos = s > 0
-    if pos.any():
-        r = _roots(nu, s[pos], beta[pos])
-        x[pos] = r
-        dx[pos] = r / (2 * (s[pos] / r) ** 2 + 2 * beta[pos] * r)
-    lin = ~pos
-    if lin.any():
-        x[lin] = max(nu, 0.0) / (2 * beta[lin])
-        dx[lin] = 1.0 / (2 * beta[lin]) if nu > 0 else 0.0
-    floor = x < lt_min
-    x[floor] = lt_min
-    dx[floor] = 0.0
-    return x, dx
-
-
-def _dual(nu: float, x: FloatArray, s: FloatArray, beta: FloatArray, a: float,
-          n_free: int, lt_min: float) -> float:
-    pos = s > 0
-    inner = np.where(pos, s / np.where(pos, x, 1.0) * s, 0.0) + beta * x**2 - nu * x
-    # a free exit contributes min_{x >= lt_min} -nu x: -nu lt_min if nu <= 0, else -infinity
-    free = 0.0 if n_free == 0 else (-nu * lt_min * n_free if nu <= 0 else -np.inf)
-    return float(nu - a + np.sum(inner) + free)
+def _converged(
+    lt: FloatArray, fun: float, t_chi: float, t_var: float, nu: float, lower: float,
+    nit: int, message: str,
+) -> LtResult:
+    """The result of a fast path that met its stopping test."""
+    return LtResult(lt=lt, fun=fun, terms={"chi2": t_chi, "variance": t_var}, nu=nu,
+                    lower_bound=lower, gap=fun - lower, success=True, status=OPTIMAL,
+                    message=message, nit=nit, method="fast")
 
 
 def _joint_newton(
-    s: FloatArray, beta: FloatArray, lt_min: float
+    s: FloatArray, beta: FloatArray, lt_min: float, max_steps: int = _MAX_JOINT
 ) -> tuple[FloatArray, float, int] | None:
     r"""Newton's method on the whole KKT system :math:`g_k(x_k) = \nu`, :math:`\sum_k x_k = 1`.
 
@@ -270,14 +102,15 @@ def _joint_newton(
     vector operations per step instead of a root solve per step. It starts from
     :math:`x = \lambda` (the :math:`b = 0` solution) and damps a step that would leave
     :math:`x > 0`. Returns ``None`` (the caller then runs the safeguarded multiplier
-    iteration) unless it converges to rounding level with every :math:`x_k \ge x_{\min}`.
+    iteration) unless it converges to rounding level within ``max_steps`` steps with every
+    :math:`x_k \ge x_{\min}`.
     """
     x = s / s.sum()
     r2 = (s / x) ** 2
     g = 2 * beta * x - r2
     gp = (2 * r2 + 2 * beta * x) / x
     nu = float(x @ g)
-    for it in range(1, _MAX_JOINT + 1):
+    for it in range(1, max_steps + 1):
         inv = 1.0 / gp
         res = nu - g
         dnu = (1.0 - x.sum() - res @ inv) / inv.sum()
@@ -302,10 +135,10 @@ def _joint_newton(
 def _lean_inputs(
     lam: ArrayLike, v: ArrayLike, a: float, b: float, lt_min: float
 ) -> tuple[FloatArray, FloatArray, float, float, float] | None:
-    """Inputs of the common case (every lam_k >= _LAM_MIN, a > 0, K lt_min < 1), else None.
+    """Inputs of the common case (every lam_k >= LAM_MIN, a > 0, K lt_min < 1), else None.
 
-    Accepts a strict subset of what :func:`_check_inputs` accepts, at a fraction of its
-    cost: ``None`` sends the caller to the full validation, which raises the
+    Accepts a strict subset of what :func:`convex.objective.check_lt_inputs` accepts, at a
+    fraction of its cost: ``None`` sends the caller to the full validation, which raises the
     :class:`CISInputError` naming the field. The simplex test here uses half the tolerance
     of ``as_simplex`` so that the rounding of a different summation order cannot accept a
     point the full test rejects.
@@ -332,13 +165,14 @@ def _lean_inputs(
     # a NaN or infinity makes the sum non-finite; then min is taken over finite values only
     if not (abs(tot - 1.0) <= 0.5e-9 * max(1, k) and math.isfinite(vsum)):
         return None
-    if not (lmin >= _LAM_MIN and vmin >= 0.0):
+    if not (lmin >= LAM_MIN and vmin >= 0.0):
         return None
     return lam_a, v_a, af, bf, lm
 
 
 def _joint_small(
-    lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float
+    lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float,
+    max_steps: int = _MAX_JOINT,
 ) -> LtResult | None:
     r"""The joint Newton iteration of :func:`_joint_newton` on Python floats (small K).
 
@@ -365,7 +199,7 @@ def _joint_small(
     tol = _JOINT_RTOL
     # every zip below runs over lists built with K entries (zip(strict=True) would cost a
     # quarter of the loop)
-    for it in range(_MAX_JOINT + 1):
+    for it in range(max_steps + 1):
         gs: list[float] = []  # g_k
         invs: list[float] = []  # 1 / g'_k
         g_push, inv_push = gs.append, invs.append
@@ -391,17 +225,15 @@ def _joint_small(
             for xi, si, bi, li, vi in zip(x, s, b2, lam_l, v_l):  # noqa: B905
                 chi += li * li / xi
                 var += vi * xi * xi
-                inner += si / xi * si + 0.5 * bi * xi * xi - nu * xi  # as _dual
+                inner += si / xi * si + 0.5 * bi * xi * xi - nu * xi  # as lt_dual_value
             t_chi = a * (sx * chi - 1.0)
             t_var = b * (var / (sx * sx))
             obj = t_chi + t_var
             # x solves g_k(x_k) = nu to rounding: it is the inner minimiser of d(nu)
             dual = nu - a + inner
             lt = np.array(x) * (1.0 / sx)
-            return LtResult(lt=lt, objective=obj, terms={"chi2": t_chi, "variance": t_var},
-                            multiplier=nu, dual=dual, gap=obj - dual, method="fast",
-                            status="optimal", iterations=it)
-        if it == _MAX_JOINT:
+            return _converged(lt, obj, t_chi, t_var, nu, dual, it, _MSG_JOINT)
+        if it == max_steps:
             break
         nu_new = (1.0 - sx + sgi) / sinv
         xn = [xi + (nu_new - g) * inv for xi, g, inv in zip(x, gs, invs)]  # noqa: B905
@@ -417,7 +249,8 @@ def _joint_small(
 
 
 def _joint_jit(
-    lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float
+    lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float,
+    max_steps: int = _MAX_JOINT,
 ) -> LtResult | None:
     """:func:`_joint_small` compiled (numba, see :mod:`convex._jit`): same iterates, test and
     certificate. ``None`` where :func:`_joint_small` would return it."""
@@ -428,7 +261,7 @@ def _joint_jit(
         return None
     s = math.sqrt(a) * lam
     b2 = (2.0 * b) * v
-    out, x = kernel(s, b2, lam, v, float(lt_min), _JOINT_RTOL, _MAX_JOINT)
+    out, x = kernel(s, b2, lam, v, float(lt_min), _JOINT_RTOL, max_steps)
     if out[0] != 0.0:
         return None
     it, nu, sx, chi, var, inner = (float(t) for t in out[1:])
@@ -436,9 +269,7 @@ def _joint_jit(
     t_var = b * (var / (sx * sx))
     obj = t_chi + t_var
     dual = nu - a + inner
-    return LtResult(lt=x * (1.0 / sx), objective=obj, terms={"chi2": t_chi, "variance": t_var},
-                    multiplier=nu, dual=dual, gap=obj - dual, method="fast", status="optimal",
-                    iterations=int(it))
+    return _converged(x * (1.0 / sx), obj, t_chi, t_var, nu, dual, int(it), _MSG_JOINT)
 
 
 def _jit_available() -> bool:
@@ -448,7 +279,8 @@ def _jit_available() -> bool:
 
 
 def _joint_vec(
-    lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float
+    lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float,
+    max_steps: int = _MAX_JOINT,
 ) -> LtResult | None:
     """:func:`_joint_small` on numpy arrays (any K): the same iterates and tests.
 
@@ -466,7 +298,7 @@ def _joint_vec(
     # the ufuncs' own reduce and np.dot: x.sum(), x.min() and @ add ~0.3 us each of Python
     # wrapping, a tenth of a step at K = 100
     add, dot, low = np.add.reduce, np.dot, np.minimum.reduce
-    for it in range(_MAX_JOINT + 1):
+    for it in range(max_steps + 1):
         q = s / x
         r2 = np.multiply(q, q, out=q)
         bx = b2 * x
@@ -483,7 +315,7 @@ def _joint_vec(
                 t_var = b * float(v @ (lt * lt))
                 obj = t_chi + t_var
                 # x solves g_k(x_k) = nu to rounding: the inner minimiser of d(nu). The
-                # arithmetic of _dual (every s_k > 0 here): nu - a and the sum of the inner
+                # arithmetic of lt_dual_value (every s_k > 0 here): nu - a and the sum of the inner
                 # terms cancel to the objective (1e-5 of a at K = 10^6), so the terms are
                 # combined per exit before one pairwise sum
                 inner = s / x
@@ -491,10 +323,8 @@ def _joint_vec(
                 inner += (b * v) * (x * x)
                 inner -= nu * x
                 dual = float(nu - a + add(inner))
-                return LtResult(lt=lt, objective=obj, terms={"chi2": t_chi, "variance": t_var},
-                                multiplier=nu, dual=dual, gap=obj - dual, method="fast",
-                                status="optimal", iterations=it)
-        if it == _MAX_JOINT:
+                return _converged(lt, obj, t_chi, t_var, nu, dual, it, _MSG_JOINT)
+        if it == max_steps:
             break
         den = r2 + r2
         den += bx
@@ -514,76 +344,105 @@ def _joint_vec(
             settled = False
     return None
 
-def _fast(lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float) -> LtResult:
-    k = lam.size
-    sa = np.sqrt(a) * lam
-    beta = b * v
+
+def _from_joint_newton(
+    lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float, s: FloatArray,
+    beta: FloatArray, x: FloatArray, nu: float, nit: int,
+) -> LtResult:
+    """The result at the point of :func:`_joint_newton`, with its certificate."""
+    lt = renormalise(x, lt_min)
+    obj, t_chi, t_var = lt_terms(lam, v, a, b, lt)
+    # x solves g_k(x_k) = nu to rounding: it is the inner minimiser of d(nu)
+    dual = lt_dual_value(nu, x, s, beta, a, 0, lt_min)
+    return _converged(lt, obj, t_chi, t_var, nu, dual, nit, _MSG_JOINT)
+
+
+def _newton_on_multiplier(
+    al: FloatArray, be: FloatArray, lt_min: float, target: float, unbounded_at_0: bool,
+    max_iter: int,
+) -> tuple[FloatArray, float, int, bool]:
+    r"""Safeguarded Newton on :math:`S(\nu) = \sum_k x_k(\nu) = ` ``target`` (non-free exits).
+
+    Returns the weights :math:`x(\nu)`, :math:`\nu`, the steps taken and whether the
+    stopping test was met (``False``: ``max_iter`` steps without it).
+    """
+    # g_k(1) gives x_k(nu) >= 1 for that k, hence S(nu) >= 1: a start right of the root
+    nu = float(np.min(-(al**2) + 2 * be))
+    if nu >= 0 and unbounded_at_0:
+        # g_k(1) = -s_k^2 rounded to -0: x_k(nu) = s_k / sqrt(-nu) >= 1 at nu = -s_k^2
+        nu = -max(float(np.max(np.where(be == 0, al, 0.0))) ** 2,
+                  np.finfo(float).smallest_normal)
+    x, dx = x_of_nu(nu, al, be, lt_min)
+    for iters in range(1, max_iter + 1):
+        s = float(x.sum())
+        ds = float(dx.sum())
+        if s - target <= _S_RTOL * target or ds <= 0:
+            return x, nu, iters, True
+        nu_new = nu - (s - target) / ds
+        if not nu_new < nu:  # no progress left at double precision
+            return x, nu, iters, True
+        nu = nu_new
+        x, dx = x_of_nu(nu, al, be, lt_min)
+    # the point of the last step is tested as every other one
+    done = float(x.sum()) - target <= _S_RTOL * target or float(dx.sum()) <= 0
+    if not done:
+        _log.warning("optimal_lt: Newton on the multiplier hit %d steps", max_iter)
+    return x, nu, max_iter, done
+
+
+def _by_multiplier(
+    sa: FloatArray, beta: FloatArray, lt_min: float, max_iter: int
+) -> tuple[FloatArray, float, int, bool]:
+    """Weights, multiplier, steps and convergence of the general (safeguarded) path."""
+    k = sa.size
     free = (sa == 0) & (beta == 0)
     act = ~free
     al, be = sa[act], beta[act]
     n_free = int(free.sum())
-    lt = np.full(k, lt_min)
-    iters = 0
-    nu = 0.0
-    # some exit with alpha > 0, beta = 0 wants unbounded mass at nu = 0: S(0-) = infinity
-    unbounded_at_0 = bool(((al > 0) & (be == 0)).any())
-    joint = None
-    if lt_min * k < 1.0 and bool((sa > 0).all()):
-        joint = _joint_newton(sa, beta, lt_min)
-    if joint is not None:
-        x_j, nu, iters = joint
-        lt = _renormalise(x_j, lt_min)
-        obj, t_chi, t_var = _objective(lam, v, a, b, lt)
-        # x_j solves g_k(x_k) = nu to rounding: it is the inner minimiser of d(nu)
-        dual = _dual(nu, x_j, sa, beta, a, 0, lt_min)
-        return LtResult(lt=lt, objective=obj, terms={"chi2": t_chi, "variance": t_var},
-                        multiplier=nu, dual=dual, gap=obj - dual, method="fast",
-                        status="optimal", iterations=iters)
     if not act.any() or lt_min * k >= 1.0:
-        lt = np.full(k, 1.0 / k)
+        nu = 0.0
         if act.any():  # every weight at the floor 1/K: any nu below all g_k(1/K) is dual feasible
             nu = float(np.min(-((al * k) ** 2) + 2 * be / k))
-    else:
-        xs = None if unbounded_at_0 or not n_free else _x_of_nu(0.0, al, be, lt_min)[0]
-        if xs is not None and xs.sum() + n_free * lt_min <= 1.0:
-            # the exits that matter want less than the whole mass: the rest goes to free exits
-            lt[act] = xs
-            lt[free] = lt_min + (1.0 - xs.sum() - n_free * lt_min) / n_free
-        else:
-            target = 1.0 - n_free * lt_min
-            # g_k(1) gives x_k(nu) >= 1 for that k, hence S(nu) >= 1: a start right of the root
-            nu = float(np.min(-(al**2) + 2 * be))
-            if nu >= 0 and unbounded_at_0:
-                # g_k(1) = -s_k^2 rounded to -0: x_k(nu) = s_k / sqrt(-nu) >= 1 at nu = -s_k^2
-                nu = -max(float(np.max(np.where(be == 0, al, 0.0))) ** 2,
-                          np.finfo(float).smallest_normal)
-            x, dx = _x_of_nu(nu, al, be, lt_min)
-            for iters in range(1, _MAX_OUTER + 1):  # noqa: B007 - iters is reported
-                s = float(x.sum())
-                ds = float(dx.sum())
-                if s - target <= _S_RTOL * target or ds <= 0:
-                    break
-                nu_new = nu - (s - target) / ds
-                if not nu_new < nu:  # no progress left at double precision
-                    break
-                nu = nu_new
-                x, dx = _x_of_nu(nu, al, be, lt_min)
-            else:
-                _log.warning("optimal_lt: Newton on the multiplier hit %d steps", _MAX_OUTER)
-            lt[act] = x
-    lt = _renormalise(lt, lt_min)
-    obj, t_chi, t_var = _objective(lam, v, a, b, lt)
+        return np.full(k, 1.0 / k), nu, 0, True
+    lt = np.full(k, lt_min)
+    # some exit with alpha > 0, beta = 0 wants unbounded mass at nu = 0: S(0-) = infinity
+    unbounded_at_0 = bool(((al > 0) & (be == 0)).any())
+    xs = None if unbounded_at_0 or not n_free else x_of_nu(0.0, al, be, lt_min)[0]
+    if xs is not None and xs.sum() + n_free * lt_min <= 1.0:
+        # the exits that matter want less than the whole mass: the rest goes to free exits
+        lt[act] = xs
+        lt[free] = lt_min + (1.0 - xs.sum() - n_free * lt_min) / n_free
+        return lt, 0.0, 0, True
+    x, nu, iters, done = _newton_on_multiplier(al, be, lt_min, 1.0 - n_free * lt_min,
+                                               unbounded_at_0, max_iter)
+    lt[act] = x
+    return lt, nu, iters, done
+
+
+def _fast(
+    lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float,
+    max_iter: int = _MAX_OUTER,
+) -> LtResult:
+    """The fast solver on validated inputs: joint Newton, else the safeguarded iteration."""
+    sa = np.sqrt(a) * lam
+    beta = b * v
+    if lt_min * lam.size < 1.0 and bool((sa > 0).all()):
+        joint = _joint_newton(sa, beta, lt_min, min(max_iter, _MAX_JOINT))
+        if joint is not None:
+            return _from_joint_newton(lam, v, a, b, lt_min, sa, beta, *joint)
+    lt, nu, iters, done = _by_multiplier(sa, beta, lt_min, max_iter)
+    lt = renormalise(lt, lt_min)
+    obj, t_chi, t_var = lt_terms(lam, v, a, b, lt)
     dual = lt_dual_bound(lam, v, a, b, lt_min, nu)
+    if done:
+        return _converged(lt, obj, t_chi, t_var, nu, dual, iters,
+                          _MSG_MULTIPLIER if iters else _MSG_CLOSED)
     return LtResult(
-        lt=lt,
-        objective=obj,
-        terms={"chi2": t_chi, "variance": t_var},
-        multiplier=nu,
-        dual=dual,
-        gap=obj - dual,
-        method="fast",
-        status="optimal",
-        iterations=iters,
+        lt=lt, fun=obj, terms={"chi2": t_chi, "variance": t_var}, nu=nu, lower_bound=dual,
+        gap=obj - dual, success=False, status=MAX_ITER,
+        message=f"iteration limit reached: max_iter = {max_iter} Newton steps on the "
+                "multiplier",
+        nit=iters, method="fast",
     )
 
 
@@ -594,6 +453,8 @@ def optimal_lt(
     b: float,
     method: str = "fast",
     lt_min: float = 0.0,
+    *,
+    max_iter: int = _MAX_OUTER,
 ) -> LtResult:
     r"""Training weights minimising :math:`a\chi^2(\lambda\|\tilde\lambda) + b\,V(\tilde\lambda)`.
 
@@ -620,26 +481,34 @@ def optimal_lt(
         (CLARABEL, SCS as fallback), built once per K and re-solved.
     lt_min : float
         Floor on every weight (``K * lt_min <= 1``).
+    max_iter : int
+        Fast path: the most Newton steps of the iteration that runs (the joint Newton on
+        the KKT system takes at most ``min(max_iter, 30)``, then falls back to Newton on the
+        multiplier, which takes at most ``max_iter``). A result that stops on the limit
+        has ``success`` False and ``status`` ``"max_iter"``. The cvxpy path has its
+        solvers' own limits (a solver that stops early raises :class:`convex.SolverError`).
 
     Returns
     -------
     LtResult
-        Weights, objective and its terms, multiplier and a certified duality gap.
+        Weights (``lt``, also ``x``), objective ``fun`` and its terms, multiplier ``nu`` and
+        a certified ``lower_bound`` and ``gap`` (:mod:`convex.results`).
 
     Raises
     ------
     CISInputError
-        Bad ``lam`` (not on the simplex), ``v`` (negative, wrong length), ``a``, ``b`` or
-        ``lt_min``.
+        Bad ``lam`` (not on the simplex), ``v`` (negative, wrong length), ``a``, ``b``,
+        ``lt_min`` or ``max_iter``.
 
     Examples
     --------
     >>> r = optimal_lt([0.8, 0.15, 0.05], [1.0, 1.0, 1.0], a=1.0, b=0.0)
-    >>> r.lt.round(6).tolist()
-    [0.8, 0.15, 0.05]
-    >>> optimal_lt([0.5, 0.5], [1.0, 3.0], a=0.0, b=1.0).lt.round(6).tolist()
+    >>> r.lt.round(6).tolist(), r.success, r.status
+    ([0.8, 0.15, 0.05], True, 'optimal')
+    >>> optimal_lt([0.5, 0.5], [1.0, 3.0], a=0.0, b=1.0).x.round(6).tolist()
     [0.75, 0.25]
     """
+    max_iter = check_max_iter(max_iter)
     if method == "fast":
         # common case first: lean checks, then the joint Newton iteration on the KKT system
         lean = _lean_inputs(lam, v, a, b, lt_min)
@@ -648,32 +517,14 @@ def optimal_lt(
                 solver = _joint_jit
             else:
                 solver = _joint_small if lean[0].size <= _SMALL_K else _joint_vec
-            res = solver(*lean)
+            res = solver(*lean, min(max_iter, _MAX_JOINT))
             if res is not None:
                 return res
-    lam_a, v_a, af, bf, lm = _check_inputs(lam, v, a, b, lt_min)
+    lam_a, v_a, af, bf, lm = check_lt_inputs(lam, v, a, b, lt_min)
     if method == "fast":
-        return _fast(lam_a, v_a, af, bf, lm)
+        return _fast(lam_a, v_a, af, bf, lm, max_iter)
     if method == "cvxpy":
         from .cvx import solve_lt_cvxpy
 
         return solve_lt_cvxpy(lam_a, v_a, af, bf, lm)
     raise CISInputError("method", method, "use 'fast' or 'cvxpy'")
-
-
-def lt_dual_bound(
-    lam: FloatArray, v: FloatArray, a: float, b: float, lt_min: float, nu: float
-) -> float:
-    """Lagrangian dual value d(nu), a lower bound on the optimum for any nu (internal use)."""
-    sa = np.sqrt(a) * lam
-    beta = b * v
-    free = (sa == 0) & (beta == 0)
-    act = ~free
-    if not act.any():
-        return 0.0 if nu <= 0 else -np.inf
-    al, be = sa[act], beta[act]
-    try:
-        x, _ = _x_of_nu(nu, al, be, lt_min)
-    except FloatingPointError:
-        return -np.inf
-    return _dual(nu, x, al, be, a, int(free.sum()), lt_min)

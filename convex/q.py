@@ -38,19 +38,22 @@ import logging
 from dataclasses import dataclass, replace
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from cistheory._arrays import FloatArray, as_float_array
 from cistheory.errors import CISInputError
 
-__all__ = ["QResult", "optimal_q"]
+from ._common import check_max_iter
+from .results import MAX_ITER, OPTIMAL, QResult
+
+__all__ = ["optimal_q"]
 
 _log = logging.getLogger(__name__)
 
-# Iteration caps guard against non-termination only; the safeguarded Newton steps converge
-# in well under 30 steps on every test and benchmark problem.
-_MAX_ROW = 200
-_MAX_RHO = 200
+# Iteration cap (the default max_iter) of each row-multiplier solve and of the search for
+# rho: it guards against non-termination only; the safeguarded Newton steps converge in well
+# under 30 steps on every test and benchmark problem.
+_MAX_ITER = 200
 # Relative accuracy of the row sums and of the budget equation: 1e-13 leaves room for the
 # rounding of a sum of K square roots (each within a few ulps).
 _RTOL = 1e-13
@@ -60,49 +63,7 @@ _DYN_RANGE = 1e-200
 # Budget slack accepted as "at the minimum spend" (rounding of a sum of N*K products).
 _BUDGET_RTOL = 1e-12
 
-
-@dataclass(frozen=True)
-class QResult:
-    r"""Minimiser of :math:`\sum c_{i,k}/q_{i,k}` under row, floor and budget constraints.
-
-    Attributes
-    ----------
-    q : ndarray, shape (N, K)
-        Participation probabilities (zero off the eligible pairs; fixed rows one-hot).
-    objective : float
-        :math:`\sum c/q` over eligible pairs (pairs with :math:`c = 0` contribute 0).
-    nu : ndarray, shape (N,)
-        Row multipliers (0 for fixed rows).
-    rho : float
-        Budget multiplier (0 without a budget or when it is slack).
-    dual : float
-        :math:`D(\nu, \rho)`, a lower bound on the optimum.
-    gap : float
-        ``objective - dual``.
-    kkt : dict
-        ``primal_row`` (max row-sum excess), ``primal_floor`` (max floor violation),
-        ``primal_budget`` (budget excess, 0 without budget), ``stationarity`` (max relative
-        residual of :math:`c/q^2 = \nu_i + \rho\,\mathrm{cost}_k` off the floor, and sign
-        of the floor multiplier on it), ``complementarity`` (max relative
-        :math:`\nu_i (1 - \sum_k q_{i,k})` and :math:`\rho (C - \text{spend})`).
-    spend : float
-        :math:`\sum \mathrm{cost}_k q_{i,k}` (0 without ``cost``).
-    status : str
-        ``"optimal"``.
-    iterations : int
-        Newton steps on :math:`\rho` (0 when the budget is slack or absent).
-    """
-
-    q: FloatArray
-    objective: float
-    nu: FloatArray
-    rho: float
-    dual: float
-    gap: float
-    kkt: dict[str, float]
-    spend: float
-    status: str
-    iterations: int
+_MSG_OPTIMAL = "row sums and budget solved to rounding (water-filling)"
 
 
 @dataclass(frozen=True)
@@ -120,40 +81,31 @@ class _Prob:
     cost_fixed: float
 
 
-def _validate(
-    c: ArrayLike,
-    eligible: ArrayLike,
-    cost: ArrayLike | None,
-    budget: float | None,
-    q_min: float,
-    fixed: ArrayLike | None,
-) -> _Prob:
-    ca = as_float_array(c, "c", ndim=2, nonneg=True)
-    n, k = ca.shape
-    el = np.asarray(eligible)
-    if el.shape != (n, k) or el.dtype != np.bool_:
-        raise CISInputError("eligible", el.shape, f"expected a boolean array of shape {(n, k)}")
-    off = (ca > 0) & ~el
-    if off.any():
-        i, j = np.argwhere(off)[0]
-        raise CISInputError(f"c[{i}, {j}]", float(ca[i, j]), "c > 0 on a pair that is not eligible")
-    if not (np.isfinite(q_min) and 0 <= q_min <= 1):
-        raise CISInputError("q_min", q_min, "must lie in [0, 1]")
+def _check_fixed(fixed: ArrayLike | None, el: NDArray[np.bool_]) -> NDArray[np.int64]:
+    """The exit index (0-based) of each fixed node, -1 for a free node."""
+    n, k = el.shape
     fx = np.full(n, -1, dtype=np.int64)
-    if fixed is not None:
-        fa = np.asarray(fixed)
-        if fa.shape != (n,) or not np.issubdtype(fa.dtype, np.integer):
-            raise CISInputError("fixed", fa.shape, f"expected {n} integer exit indices (-1: free)")
-        bad = (fa < -1) | (fa >= k)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise CISInputError(f"fixed[{i}]", int(fa[i]), f"must be -1 or an exit in 0..{k - 1}")
-        rows = np.flatnonzero(fa >= 0)
-        not_el = ~el[rows, fa[rows]]
-        if not_el.any():
-            i = int(rows[np.argmax(not_el)])
-            raise CISInputError(f"fixed[{i}]", int(fa[i]), "a node is fixed at an ineligible exit")
-        fx = fa.astype(np.int64)
+    if fixed is None:
+        return fx
+    fa = np.asarray(fixed)
+    if fa.shape != (n,) or not np.issubdtype(fa.dtype, np.integer):
+        raise CISInputError("fixed", fa.shape, f"expected {n} integer exit indices (-1: free)")
+    bad = (fa < -1) | (fa >= k)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise CISInputError(f"fixed[{i}]", int(fa[i]), f"must be -1 or an exit in 0..{k - 1}")
+    rows = np.flatnonzero(fa >= 0)
+    not_el = ~el[rows, fa[rows]]
+    if not_el.any():
+        i = int(rows[np.argmax(not_el)])
+        raise CISInputError(f"fixed[{i}]", int(fa[i]), "a node is fixed at an ineligible exit")
+    return fa.astype(np.int64)
+
+
+def _check_rows(
+    ca: FloatArray, el: NDArray[np.bool_], fx: NDArray[np.int64], q_min: float
+) -> NDArray[np.bool_]:
+    """Check ``c`` on fixed rows and ``q_min`` on free rows; return the free eligible pairs."""
     is_fixed = fx >= 0
     rows = np.flatnonzero(is_fixed)
     other = ca[rows].copy()
@@ -172,7 +124,54 @@ def _validate(
         raise CISInputError(
             "q_min", q_min, f"node {i} has {int(n_el[i])} eligible exits: n * q_min > 1"
         )
-    rows = np.flatnonzero(is_fixed)
+    return np.asarray(free_el)
+
+
+def _check_budget(
+    budget: float | None, cost_a: FloatArray, cost_fixed: float, free_el: NDArray[np.bool_],
+    q_min: float,
+) -> float | None:
+    """The budget left for the free rows (``None`` without a budget), or an error if even
+    the fixed rows and ``q_min`` on every free eligible pair exceed it."""
+    if budget is None:
+        return None
+    if not np.isfinite(budget):
+        raise CISInputError("budget", budget, "must be a finite number")
+    min_spend = cost_fixed + q_min * float((free_el * cost_a[None, :]).sum())
+    if budget < min_spend * (1 - _BUDGET_RTOL) - _BUDGET_RTOL:
+        raise CISInputError(
+            "budget",
+            budget,
+            f"infeasible: the fixed rows and q_min = {q_min} on every eligible pair already "
+            f"cost {min_spend!r}",
+        )
+    return float(budget) - cost_fixed
+
+
+def _validate(
+    c: ArrayLike,
+    eligible: ArrayLike,
+    cost: ArrayLike | None,
+    budget: float | None,
+    q_min: float,
+    fixed: ArrayLike | None,
+) -> _Prob:
+    """The validated problem (``c`` zero off the free eligible pairs), or
+    :class:`CISInputError` naming the first bad field."""
+    ca = as_float_array(c, "c", ndim=2, nonneg=True)
+    n, k = ca.shape
+    el = np.asarray(eligible)
+    if el.shape != (n, k) or el.dtype != np.bool_:
+        raise CISInputError("eligible", el.shape, f"expected a boolean array of shape {(n, k)}")
+    off = (ca > 0) & ~el
+    if off.any():
+        i, j = np.argwhere(off)[0]
+        raise CISInputError(f"c[{i}, {j}]", float(ca[i, j]), "c > 0 on a pair that is not eligible")
+    if not (np.isfinite(q_min) and 0 <= q_min <= 1):
+        raise CISInputError("q_min", q_min, "must lie in [0, 1]")
+    fx = _check_fixed(fixed, el)
+    free_el = _check_rows(ca, el, fx, q_min)
+    rows = np.flatnonzero(fx >= 0)
     c_fixed = float(ca[rows, fx[rows]].sum())
     if cost is None:
         if budget is not None:
@@ -181,25 +180,12 @@ def _validate(
     else:
         cost_a = as_float_array(cost, "cost", shape=(k,), nonneg=True)
     cost_fixed = float(cost_a[fx[rows]].sum())
-    left: float | None = None
-    if budget is not None:
-        if not np.isfinite(budget):
-            raise CISInputError("budget", budget, "must be a finite number")
-        min_spend = cost_fixed + q_min * float((free_el * cost_a[None, :]).sum())
-        if budget < min_spend * (1 - _BUDGET_RTOL) - _BUDGET_RTOL:
-            raise CISInputError(
-                "budget",
-                budget,
-                f"infeasible: the fixed rows and q_min = {q_min} on every eligible pair already "
-                f"cost {min_spend!r}",
-            )
-        left = float(budget) - cost_fixed
     return _Prob(
         c=np.where(free_el, ca, 0.0),
         elig=free_el,
         fixed=fx,
         cost=cost_a,
-        budget=left,
+        budget=_check_budget(budget, cost_a, cost_fixed, free_el, q_min),
         q_min=float(q_min),
         c_fixed=c_fixed,
         cost_fixed=cost_fixed,
@@ -252,48 +238,39 @@ def _row_sums(
     return r, dr
 
 
-def _solve_rows(p: _Prob, rho: float, nu0: FloatArray | None) -> FloatArray:
-    """nu_i(rho) for every free row: 0 if the row is slack at nu = 0, else R_i(nu_i) = 1."""
-    k, n = p.c.shape
-    nu = np.zeros(n)
+def _active_rows(p: _Prob, rho: float, n_inel: FloatArray) -> NDArray[np.bool_]:
+    """Free rows whose sum at nu = 0 exceeds 1 (they need nu_i > 0)."""
     rho_cost = rho * p.cost
-    n_inel = k - p.elig.sum(axis=0).astype(np.float64)
     if (rho_cost > 0).all():
         # every price positive: R_i(0) is finite; the row is active iff it exceeds 1
         raw0 = np.sqrt(p.c / rho_cost[:, None])
         r0 = np.maximum(raw0, p.q_min).sum(axis=0)
         if p.q_min > 0:
             r0 -= p.q_min * n_inel
-        act = r0 > 1 + _RTOL
-    else:
-        zero_cost = rho_cost == 0
-        # a positive-c pair with zero price wants q -> infinity: such a row is active
-        inf0 = ((p.c > 0) & zero_cost[:, None]).any(axis=0)
-        act = inf0.copy()
-        rest = np.flatnonzero(~inf0 & p.elig.any(axis=0))
-        if rest.size:
-            sub = _Prob(c=p.c[:, rest], elig=p.elig[:, rest], fixed=p.fixed[rest], cost=p.cost,
-                        budget=None, q_min=p.q_min, c_fixed=0.0, cost_fixed=0.0)
-            act[rest] = _q_of(sub, nu[rest], rho)[0].sum(axis=0) > 1 + _RTOL
-    if not act.any():
-        return nu
-    idx = np.flatnonzero(act)
-    c_a, inel_a = p.c[:, idx], n_inel[idx]
-    n_el = k - inel_a
-    # at nu = n_el^2 max_k c every unfloored q is <= 1/n_el, and so is q_min: R <= 1
-    hi = np.maximum(n_el, 1) ** 2 * c_a.max(axis=0)
-    if nu0 is None:
-        x = 0.5 * hi
-    else:
-        # a warm start (the caller's prediction of nu at this rho) inside (0, hi); a row
-        # without one (nu0 <= 0) starts at hi / 2
-        x = np.minimum(nu0[idx], hi)
-        x = np.where(x > 0, x, 0.5 * hi)
-    lo = np.zeros(idx.size)
-    out = np.empty(idx.size)
-    live = np.arange(idx.size)  # rows still iterating (positions in idx)
-    for _ in range(_MAX_ROW):
-        r, dr = _row_sums(c_a, inel_a, p.q_min, x, rho_cost)
+        return np.asarray(r0 > 1 + _RTOL)
+    zero_cost = rho_cost == 0
+    # a positive-c pair with zero price wants q -> infinity: such a row is active
+    inf0 = ((p.c > 0) & zero_cost[:, None]).any(axis=0)
+    act = inf0.copy()
+    rest = np.flatnonzero(~inf0 & p.elig.any(axis=0))
+    if rest.size:
+        sub = _Prob(c=p.c[:, rest], elig=p.elig[:, rest], fixed=p.fixed[rest], cost=p.cost,
+                    budget=None, q_min=p.q_min, c_fixed=0.0, cost_fixed=0.0)
+        act[rest] = _q_of(sub, np.zeros(rest.size), rho)[0].sum(axis=0) > 1 + _RTOL
+    return np.asarray(act)
+
+
+def _row_newton(
+    c_a: FloatArray, inel_a: FloatArray, q_min: float, rho_cost: FloatArray, x: FloatArray,
+    hi: FloatArray, max_iter: int,
+) -> tuple[FloatArray, bool]:
+    """R_i(nu_i) = 1 for the active rows (columns of ``c_a``) from ``x`` in the bracket
+    ``(0, hi)``; returns nu and whether every row met its test within ``max_iter`` steps."""
+    lo = np.zeros(x.size)
+    out = np.empty(x.size)
+    live = np.arange(x.size)  # rows still iterating (positions in the active rows)
+    for _ in range(max_iter):
+        r, dr = _row_sums(c_a, inel_a, q_min, x, rho_cost)
         above = r > 1
         lo = np.where(above, x, lo)
         hi = np.where(above, hi, x)
@@ -309,17 +286,48 @@ def _solve_rows(p: _Prob, rho: float, nu0: FloatArray | None) -> FloatArray:
         out[live[done]] = np.where(ok, cand, x)[done]
         keep = ~done
         if not keep.any():
-            break
+            return out, True
         if not keep.all():  # shrink the working set to the rows still iterating
             live, cand, lo, hi = live[keep], cand[keep], lo[keep], hi[keep]
             c_a, inel_a = c_a[:, keep], inel_a[keep]
         ok = np.isfinite(cand) & (cand > lo) & (cand < hi)
         x = np.where(ok, cand, 0.5 * (lo + hi))
+    out[live] = x
+    # the point of the last step is tested as every other one
+    r, _ = _row_sums(c_a, inel_a, q_min, x, rho_cost)
+    above = r > 1
+    lo, hi = np.where(above, x, lo), np.where(above, hi, x)
+    done_all = bool(((np.abs(r - 1) <= _RTOL) | (hi - lo <= _RTOL * hi)).all())
+    if not done_all:
+        _log.warning("optimal_q: row multipliers hit %d steps", max_iter)
+    return out, done_all
+
+
+def _solve_rows(
+    p: _Prob, rho: float, nu0: FloatArray | None, max_iter: int = _MAX_ITER
+) -> tuple[FloatArray, bool]:
+    """nu_i(rho) for every free row: 0 if the row is slack at nu = 0, else R_i(nu_i) = 1;
+    and whether every row met its test within ``max_iter`` steps."""
+    k, n = p.c.shape
+    nu = np.zeros(n)
+    n_inel = k - p.elig.sum(axis=0).astype(np.float64)
+    act = _active_rows(p, rho, n_inel)
+    if not act.any():
+        return nu, True
+    idx = np.flatnonzero(act)
+    c_a, inel_a = p.c[:, idx], n_inel[idx]
+    n_el = k - inel_a
+    # at nu = n_el^2 max_k c every unfloored q is <= 1/n_el, and so is q_min: R <= 1
+    hi = np.maximum(n_el, 1) ** 2 * c_a.max(axis=0)
+    if nu0 is None:
+        x = 0.5 * hi
     else:
-        out[live] = x
-        _log.warning("optimal_q: row multipliers hit %d steps", _MAX_ROW)
-    nu[idx] = out
-    return nu
+        # a warm start (the caller's prediction of nu at this rho) inside (0, hi); a row
+        # without one (nu0 <= 0) starts at hi / 2
+        x = np.minimum(nu0[idx], hi)
+        x = np.where(x > 0, x, 0.5 * hi)
+    nu[idx], done = _row_newton(c_a, inel_a, p.q_min, rho * p.cost, x, hi, max_iter)
+    return nu, done
 
 
 def _spend(p: _Prob, q: FloatArray) -> float:
@@ -379,6 +387,7 @@ def optimal_q(
     budget: float | None = None,
     q_min: float = 0.0,
     fixed: ArrayLike | None = None,
+    max_iter: int = _MAX_ITER,
 ) -> QResult:
     r"""Participation probabilities minimising the sampling-variance bound for fixed weights.
 
@@ -405,29 +414,61 @@ def optimal_q(
         Floor on every free eligible pair.
     fixed : int array, shape (N,), optional
         Exit index (0-based) a node trains with probability 1, or -1 for a free node.
+    max_iter : int
+        The most Newton steps of each solve of the row multipliers and of the search for
+        the budget multiplier. A result that stops on the limit has ``success`` False and
+        ``status`` ``"max_iter"``.
 
     Returns
     -------
     QResult
-        ``q``, objective, multipliers, KKT residuals and a certified duality gap.
+        ``q`` (also ``x``), objective ``fun``, multipliers ``nu`` and ``rho``, KKT residuals
+        ``kkt`` and a certified ``lower_bound`` and ``gap`` (:mod:`convex.results`).
 
     Raises
     ------
     CISInputError
         Bad shapes or values, a fixed node at an ineligible exit, ``q_min`` too large for a
-        row, or a budget below the spend of the fixed rows plus ``q_min`` everywhere.
+        row, a budget below the spend of the fixed rows plus ``q_min`` everywhere, or a
+        ``max_iter`` below 1.
 
     Examples
     --------
     >>> r = optimal_q([[1.0, 4.0]], [[True, True]])
     >>> r.q.round(6).tolist()
     [[0.333333, 0.666667]]
-    >>> round(r.objective, 6)
-    9.0
+    >>> round(r.fun, 6), r.status
+    (9.0, 'optimal')
     """
+    max_iter = check_max_iter(max_iter)
     p_in = _validate(c, eligible, cost, budget, q_min, fixed)
-    # solve with c / max(c): multipliers scale with c, so realistic tiny coefficients
-    # (sigma^2 beta^2 ~ 1e-10) run at unit scale; objective and certificate use the input c
+    p, scale = _unit_scale(p_in)
+    iters = 0
+    rho = 0.0
+    nu, rows_done = _solve_rows(p, 0.0, None, max_iter)
+    q, w = _q_of(p, nu, 0.0)
+    limit = None if rows_done else "the row multipliers"
+    if p.budget is not None and _spend(p, q) > p.budget * (1 + _RTOL):
+        nu, q, rho, iters, limit = _budget_search(p, p.budget, nu, q, w, max_iter)
+    q = np.minimum(q, 1.0)
+    rows = np.flatnonzero(p.fixed >= 0)
+    q[:, rows] = 0.0
+    q[p.fixed[rows], rows] = 1.0
+    res = _finish(_transpose(p_in), q, nu * scale, rho * scale, iters,
+                  np.ascontiguousarray(np.asarray(c, dtype=np.float64).T))
+    if limit is not None:
+        res = replace(res, success=False, status=MAX_ITER,
+                      message=f"iteration limit reached: max_iter = {max_iter} Newton steps on "
+                              f"{limit}")
+    return replace(res, q=np.ascontiguousarray(res.q.T))
+
+
+def _unit_scale(p_in: _Prob) -> tuple[_Prob, float]:
+    """The problem with ``c / max(c)`` in the solver's (K, N) layout, and ``max(c)``.
+
+    Multipliers scale with ``c``, so realistic tiny coefficients (sigma^2 beta^2 ~ 1e-10)
+    run at unit scale; the objective and the certificate use the input ``c``.
+    """
     scale = float(p_in.c.max(initial=0.0))
     scale = scale if scale > 0 else 1.0
     tiny = (p_in.c > 0) & (p_in.c < _DYN_RANGE * scale)
@@ -438,58 +479,54 @@ def optimal_q(
             f"below {_DYN_RANGE} times the largest coefficient {scale!r}: set it to 0 or "
             "solve the rows separately",
         )
-    p = _transpose(replace(p_in, c=p_in.c / scale))
-    n = p.c.shape[1]
-    iters = 0
-    rho = 0.0
-    nu = _solve_rows(p, 0.0, None)
-    q, w = _q_of(p, nu, 0.0)
-    if p.budget is not None and _spend(p, q) > p.budget * (1 + _RTOL):
-        floor_spend = p.q_min * float(p.cost @ p.elig.sum(axis=1))
-        if p.budget <= floor_spend * (1 + _BUDGET_RTOL) + _BUDGET_RTOL * max(floor_spend, 1e-300):
-            # budget exactly at the minimum spend: every free pair at the floor
-            rho = np.inf
-            q = np.where(p.elig, p.q_min, 0.0)
-            nu = np.zeros(n)
+    return _transpose(replace(p_in, c=p_in.c / scale)), scale
+
+
+def _budget_search(
+    p: _Prob, budget: float, nu: FloatArray, q: FloatArray, w: FloatArray, max_iter: int
+) -> tuple[FloatArray, FloatArray, float, int, str | None]:
+    r"""The budget multiplier :math:`\rho` of a binding budget (``budget`` left for the free
+    rows), from the budget-free solution ``(nu, q, w)``.
+
+    Returns ``nu``, ``q``, ``rho``, the steps on :math:`\rho` and ``None``, or, when the
+    iteration limit stopped the search or the last row solve, what it stopped.
+    """
+    floor_spend = p.q_min * float(p.cost @ p.elig.sum(axis=1))
+    if budget <= floor_spend * (1 + _BUDGET_RTOL) + _BUDGET_RTOL * max(floor_spend, 1e-300):
+        # budget exactly at the minimum spend: every free pair at the floor
+        return np.zeros(p.c.shape[1]), np.where(p.elig, p.q_min, 0.0), np.inf, 0, None
+    lo, hi = 0.0, np.inf
+    rho = 1.0 if not (p.c > 0).any() else float(p.c.max() / max(p.cost.max(), 1e-300))
+    # first guess: the Newton step on psi (below) from rho = 0
+    cand = _rho_step(p, budget, nu, 0.0, q, w, _spend(p, q))[0]
+    if np.isfinite(cand) and cand > 0:
+        rho = cand
+    for iters in range(1, max_iter + 1):
+        nu, rows_done = _solve_rows(p, rho, nu, max_iter)
+        q, w = _q_of(p, nu, rho)
+        sp = _spend(p, q)
+        if sp > budget:
+            lo = rho
         else:
-            lo, hi = 0.0, np.inf
-            rho = 1.0 if not (p.c > 0).any() else float(p.c.max() / max(p.cost.max(), 1e-300))
-            # first guess: the Newton step on psi (below) from rho = 0
-            cand = _rho_step(p, p.budget, nu, 0.0, q, w, _spend(p, q))[0]
-            if np.isfinite(cand) and cand > 0:
-                rho = cand
-            for iters in range(1, _MAX_RHO + 1):  # noqa: B007 - iters is reported
-                nu = _solve_rows(p, rho, nu)
-                q, w = _q_of(p, nu, rho)
-                sp = _spend(p, q)
-                if sp > p.budget:
-                    lo = rho
-                else:
-                    hi = rho
-                if abs(sp - p.budget) <= _RTOL * max(p.budget, 1e-300):
-                    break
-                if np.isfinite(hi) and hi - lo <= _RTOL * hi:
-                    break
-                cand, dnu = _rho_step(p, p.budget, nu, rho, q, w, sp)
-                if np.isfinite(cand) and lo < cand < hi:
-                    # first-order predictor of the row multipliers at the new rho (the
-                    # row solve's start; it is clipped to each row's bracket there)
-                    pred = nu + dnu * (cand - rho)
-                    nu = np.where(pred > 0, pred, 0.5 * nu)
-                    rho = cand
-                elif np.isfinite(hi):
-                    rho = 0.5 * (lo + hi) if lo == 0 else float(np.sqrt(lo * hi))
-                else:
-                    rho = 4 * max(rho, 1e-300)
-            else:
-                _log.warning("optimal_q: budget multiplier hit %d steps", _MAX_RHO)
-    q = np.minimum(q, 1.0)
-    rows = np.flatnonzero(p.fixed >= 0)
-    q[:, rows] = 0.0
-    q[p.fixed[rows], rows] = 1.0
-    res = _finish(_transpose(p_in), q, nu * scale, rho * scale, iters,
-                  np.ascontiguousarray(np.asarray(c, dtype=np.float64).T))
-    return replace(res, q=np.ascontiguousarray(res.q.T))
+            hi = rho
+        if abs(sp - budget) <= _RTOL * max(budget, 1e-300) or (
+                np.isfinite(hi) and hi - lo <= _RTOL * hi):
+            return nu, q, rho, iters, None if rows_done else "the row multipliers"
+        if iters == max_iter:  # keep nu, q and rho of the last point evaluated
+            break
+        cand, dnu = _rho_step(p, budget, nu, rho, q, w, sp)
+        if np.isfinite(cand) and lo < cand < hi:
+            # first-order predictor of the row multipliers at the new rho (the
+            # row solve's start; it is clipped to each row's bracket there)
+            pred = nu + dnu * (cand - rho)
+            nu = np.where(pred > 0, pred, 0.5 * nu)
+            rho = cand
+        elif np.isfinite(hi):
+            rho = 0.5 * (lo + hi) if lo == 0 else float(np.sqrt(lo * hi))
+        else:
+            rho = 4 * max(rho, 1e-300)
+    _log.warning("optimal_q: budget multiplier hit %d steps", max_iter)
+    return nu, q, rho, max_iter, "the budget multiplier"
 
 
 def _transpose(p: _Prob) -> _Prob:
@@ -500,6 +537,7 @@ def _transpose(p: _Prob) -> _Prob:
 def _finish(
     p: _Prob, q: FloatArray, nu: FloatArray, rho: float, iters: int, c_all: FloatArray
 ) -> QResult:
+    """The result at ``q`` (solver layout (K, N)) with its KKT residuals and dual value."""
     pos = c_all > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         obj = float(np.where(pos, c_all / q, 0.0).sum())
@@ -531,10 +569,10 @@ def _finish(
     dual = obj if not np.isfinite(rho) else _dual(p, nu, rho_f)
     return QResult(
         q=q,
-        objective=obj,
+        fun=obj,
         nu=nu,
         rho=float(rho),
-        dual=dual,
+        lower_bound=dual,
         gap=obj - dual,
         kkt={
             "primal_row": row_ex,
@@ -544,6 +582,8 @@ def _finish(
             "complementarity": max(comp_rows, comp_b),
         },
         spend=spend,
-        status="optimal",
-        iterations=iters,
+        success=True,
+        status=OPTIMAL,
+        message=_MSG_OPTIMAL,
+        nit=iters,
     )

@@ -76,7 +76,7 @@ def test_design_objective_is_the_full_bound(policy: str, data: str) -> None:
     cis = cistheory.reference_cis("60-30-10", data)
     r = design(cis, policy, _const())
     assert r.status == "optimal"
-    assert r.objective == pytest.approx(r.bound.total_split, rel=SUM_RTOL)
+    assert r.fun == pytest.approx(r.bound.total_split, rel=SUM_RTOL)
     assert r.terms["bias"] == pytest.approx(r.bound.bias, rel=1e-9, abs=1e-15)
     # the tight form of Theorem 1(b) is never above the split form
     assert r.bound.total <= r.bound.total_split * (1 + SUM_RTOL)
@@ -88,7 +88,7 @@ def test_design_fast_matches_cvxpy(policy: str) -> None:
     cis = cistheory.reference_cis("45-35-20", "2x")
     fast = design(cis, policy, _const(), q_min=0.02)
     cv = design(cis, policy, _const(), q_min=0.02, method="cvxpy")
-    assert fast.objective == pytest.approx(cv.objective, rel=SOLVER_RTOL)
+    assert fast.fun == pytest.approx(cv.fun, rel=SOLVER_RTOL)
 
 
 def test_design_beats_the_rules_it_generalises() -> None:
@@ -102,7 +102,7 @@ def test_design_beats_the_rules_it_generalises() -> None:
         for lt in (cis.lam, cistheory.balanced_adj(cis.lam, v), cistheory.inverse_variance(v),
                    cistheory.equal(3)):
             other = cis_bound(cis, part, lt, const).total_split
-            assert r.objective <= other * (1 + SUM_RTOL)
+            assert r.fun <= other * (1 + SUM_RTOL)
 
 
 def test_budget_design() -> None:
@@ -113,11 +113,28 @@ def test_budget_design() -> None:
     spend = float((free.q * cis.exit_flops[None, :]).sum())
     tight = design(cis, "shallower", _const(), q_min=0.01, budget=0.95 * spend)
     assert float((tight.q * cis.exit_flops[None, :]).sum()) <= 0.95 * spend * (1 + 1e-12)
-    assert tight.objective >= free.objective
+    assert tight.fun >= free.fun
     assert tight.status == "optimal"
     with pytest.raises(CISInputError, match="infeasible") as exc:
         design(cis, "shallower", _const(), q_min=0.01, budget=0.1)
     assert exc.value.field == "budget"
+
+
+@pytest.mark.parametrize("policy", ["deepest", "shallower"])
+def test_design_iteration_limit(policy: str) -> None:
+    """``max_iter`` reaches the solver used (the weights solver when every node is fixed, the
+    joint solver otherwise); a design it stops says so and still evaluates the full bound."""
+    cis = cistheory.reference_cis("80-15-5", "tiny")
+    best = design(cis, policy, _const())
+    assert best.success and best.status == "optimal" and best.nit > 1
+    r = design(cis, policy, _const(), max_iter=1)
+    assert not r.success and r.status == "max_iter" and r.nit == 1
+    assert "iteration limit" in r.message
+    assert r.fun == pytest.approx(r.bound.total_split, rel=SUM_RTOL)
+    assert r.lower_bound <= best.fun * (1 + SUM_RTOL) and r.gap > 0
+    with pytest.raises(CISInputError) as exc:
+        design(cis, policy, _const(), max_iter=0)
+    assert exc.value.field == "max_iter"
 
 
 def test_compare_eligibility_tiny_end_devices() -> None:
@@ -128,7 +145,7 @@ def test_compare_eligibility_tiny_end_devices() -> None:
     deep, shallow = res["deepest"], res["shallower"]
     assert shallow.terms["generalization"] < deep.terms["generalization"]
     for r in res.values():
-        assert r.objective == pytest.approx(r.bound.total_split, rel=SUM_RTOL)
+        assert r.fun == pytest.approx(r.bound.total_split, rel=SUM_RTOL)
     # the deepest policy fixes every node: q is the configuration itself
     assert np.array_equal(deep.q, cistheory.deepest_exit(cis).q)
 

@@ -35,8 +35,8 @@ def test_kernel_equals_python_iteration(p: tuple[np.ndarray, np.ndarray, float, 
     if py is None or jit is None:
         return
     np.testing.assert_array_equal(jit.lt, py.lt)
-    assert jit.iterations == py.iterations
-    assert (jit.objective, jit.dual, jit.multiplier) == (py.objective, py.dual, py.multiplier)
+    assert jit.nit == py.nit
+    assert (jit.fun, jit.lower_bound, jit.nu) == (py.fun, py.lower_bound, py.nu)
 
 
 @pytest.mark.parametrize("k", [100, 1000, 4096])
@@ -54,8 +54,8 @@ def test_kernel_agrees_with_numpy_path(k: int) -> None:
     np.testing.assert_allclose(jit.lt, vec.lt, rtol=tol, atol=1e-16)
     # the objective a (sum lam^2/lt - 1) + b V and the dual are differences of terms of
     # size ~a = 1 and |nu|: their rounding is relative to that scale, not to the objective
-    scale = abs(vec.objective) + 1.0 + abs(vec.multiplier)
-    assert abs(jit.objective - vec.objective) <= tol * scale
+    scale = abs(vec.fun) + 1.0 + abs(vec.nu)
+    assert abs(jit.fun - vec.fun) <= tol * scale
     assert abs(jit.gap) <= tol * scale
 
 
@@ -65,7 +65,7 @@ def test_floor_binding_defers_to_the_general_path() -> None:
     assert lean is not None
     assert _joint_jit(*lean) is None and _joint_small(*lean) is None
     r = convex.optimal_lt(lam, v, 1.0, 1e-3, lt_min=0.05)
-    assert r.lt.min() >= 0.05 - 1e-15 and r.gap <= 1e-10 * abs(r.objective)
+    assert r.lt.min() >= 0.05 - 1e-15 and r.gap <= 1e-10 * abs(r.fun)
 
 
 def test_optimal_lt_without_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:

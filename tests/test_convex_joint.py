@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cistheory import CISInputError
 from convex import joint_objective, optimal_lt, optimal_q, solve_joint
 from convex.cvx import JointProgram
 
@@ -64,11 +65,11 @@ def test_fast_matches_cvxpy(prob: dict[str, object]) -> None:
     cv = solve_joint(**prob, method="cvxpy")  # type: ignore[arg-type]
     assert fast.status == "optimal"
     assert cv.status == "optimal"
-    scale = max(abs(fast.objective), 1e-12)
-    assert abs(fast.objective - cv.objective) <= SOLVER_RTOL * scale
+    scale = max(abs(fast.fun), 1e-12)
+    assert abs(fast.fun - cv.fun) <= SOLVER_RTOL * scale
     # the lower bounds are certified: neither may exceed any feasible objective
-    assert fast.lower_bound <= cv.objective + SOLVER_RTOL * scale
-    assert cv.lower_bound <= fast.objective + SOLVER_RTOL * scale
+    assert fast.lower_bound <= cv.fun + SOLVER_RTOL * scale
+    assert cv.lower_bound <= fast.fun + SOLVER_RTOL * scale
     # (cv.gap itself is not asserted small: at a solver point with x_k ~ q ~ 1e-11 instead
     # of 0 the perspective x^2/q has gradients of order 1, and the first-order bound there
     # is valid but loose, up to 1% on these problems)
@@ -88,9 +89,9 @@ def test_blocks_are_optimal_at_the_solution(prob: dict[str, object]) -> None:
     v = vf + np.where(w > 0, w / np.maximum(r.q, 1e-300), 0.0).sum(axis=0)
     lb = optimal_lt(lam, v, a, b, lt_min=prob["lt_min"])  # type: ignore[arg-type]
     j_lt = joint_objective(lam, vf, w, a, b, lb.lt, r.q)[0]  # type: ignore[arg-type]
-    tol = GAP_RTOL * max(r.objective, 1e-12)
-    assert j_q >= r.objective - tol
-    assert j_lt >= r.objective - tol
+    tol = GAP_RTOL * max(r.fun, 1e-12)
+    assert j_q >= r.fun - tol
+    assert j_lt >= r.fun - tol
 
 
 @given(joint_problems(with_budget=False), st.data())
@@ -103,7 +104,7 @@ def test_relabelling_nodes(prob: dict[str, object], data: st.DataObject) -> None
     for key in ("w", "eligible", "fixed"):
         pp[key] = np.asarray(prob[key])[perm]
     rp = solve_joint(**pp)  # type: ignore[arg-type]
-    assert rp.objective == pytest.approx(r.objective, rel=10 * GAP_RTOL)
+    assert rp.fun == pytest.approx(r.fun, rel=10 * GAP_RTOL)
     assert np.allclose(rp.lt, r.lt, atol=1e-4)  # weights converge at sqrt(gap) rate
     assert np.allclose(rp.q, r.q[perm], atol=1e-4)
 
@@ -120,7 +121,7 @@ def test_zero_weight_node_padding(prob: dict[str, object]) -> None:
     pp["fixed"] = np.append(np.asarray(prob["fixed"]), -1)
     r = solve_joint(**prob)  # type: ignore[arg-type]
     rp = solve_joint(**pp)  # type: ignore[arg-type]
-    assert rp.objective == pytest.approx(r.objective, rel=10 * GAP_RTOL)
+    assert rp.fun == pytest.approx(r.fun, rel=10 * GAP_RTOL)
     assert rp.q[n, -1] == pytest.approx(float(prob["q_min"]))  # type: ignore[arg-type]
     assert (rp.q[n, :-1] == 0).all()
 
@@ -137,10 +138,10 @@ def test_dpp_resolve_matches_fresh_build() -> None:
     again = prog.solve([0.2, 0.2, 0.6], vf, w2, 2.0, 0.5, q_min=0.05, lt_min=0.02)
     fresh = JointProgram(el, fixed).solve([0.2, 0.2, 0.6], vf, w2, 2.0, 0.5, q_min=0.05,
                                           lt_min=0.02)
-    assert again.objective == pytest.approx(fresh.objective, rel=SOLVER_RTOL)
+    assert again.fun == pytest.approx(fresh.fun, rel=SOLVER_RTOL)
     fast = solve_joint([0.2, 0.2, 0.6], vf, w2, el, 2.0, 0.5, fixed=fixed, q_min=0.05,
                        lt_min=0.02)
-    assert fast.objective == pytest.approx(again.objective, rel=SOLVER_RTOL)
+    assert fast.fun == pytest.approx(again.fun, rel=SOLVER_RTOL)
     assert prog.prob.is_dpp()
 
 
@@ -162,4 +163,24 @@ def test_exit_without_serving_share_can_take_weight() -> None:
         cv = solve_joint(lam, [0.0, 0.0], w, el, 0.1, 1.0, q_min=q_min, method="cvxpy")
         assert fast.status == "optimal"
         assert fast.lt[1] > 0.05
-        assert fast.objective == pytest.approx(cv.objective, rel=SOLVER_RTOL)
+        assert fast.fun == pytest.approx(cv.fun, rel=SOLVER_RTOL)
+
+
+def test_iteration_limit_is_reported() -> None:
+    """A run stopped by ``max_iter`` says so (success False, status "max_iter"), keeps a
+    feasible point and a valid lower bound; ``max_iter`` below 1 is refused."""
+    el = np.array([[True, True, True], [True, True, False], [False, True, True]])
+    fixed = np.array([-1, -1, 2])
+    w = np.where(el & (fixed < 0)[:, None], [[0.3, 1.0, 2.0]], 0.0)
+    args = ([0.2, 0.2, 0.6], [0.0, 0.0, 0.5], w, el, 2.0, 0.5)
+    best = solve_joint(*args, fixed=fixed, q_min=0.05)
+    assert best.success and best.status == "optimal" and best.nit > 1
+    r = solve_joint(*args, fixed=fixed, q_min=0.05, max_iter=1)
+    assert not r.success and r.status == "max_iter" and r.nit == 1
+    assert "iteration limit" in r.message
+    assert abs(r.x.sum() - 1) <= 1e-12 and (r.q.sum(axis=1) <= 1 + 1e-12).all()
+    assert r.lower_bound <= best.fun * (1 + GAP_RTOL)
+    assert r.gap > GAP_RTOL * r.fun
+    with pytest.raises(CISInputError) as exc:
+        solve_joint(*args, fixed=fixed, max_iter=0)
+    assert exc.value.field == "max_iter"

@@ -42,10 +42,10 @@ def test_fast_matches_cvxpy(
     fast = optimal_lt(lam, v, a, b, lt_min=lt_min)
     cv = optimal_lt(lam, v, a, b, method="cvxpy", lt_min=lt_min)
     assert cv.status.startswith("optimal")
-    scale = max(abs(fast.objective), 1e-12)
+    scale = max(abs(fast.fun), 1e-12)
     # the fast point is at least as good as the solver's (up to the solver's tolerance)
-    assert fast.objective <= cv.objective + SOLVER_RTOL * scale
-    assert abs(fast.objective - cv.objective) <= SOLVER_RTOL * scale
+    assert fast.fun <= cv.fun + SOLVER_RTOL * scale
+    assert abs(fast.fun - cv.fun) <= SOLVER_RTOL * scale
 
 
 @given(lt_problems(), st.sampled_from([0.0, 0.02]))
@@ -62,12 +62,12 @@ def test_kkt_certificate(prob: tuple[np.ndarray, np.ndarray, float, float], lt_m
     g = -ratio2 + 2 * b * v * x
     scale = ratio2 + 2 * b * v * x + 1e-300
     up = x > lt_min * (1 + 1e-9)
-    assert np.all(np.abs(g[up] - r.multiplier) <= FAST_RTOL * scale[up])
+    assert np.all(np.abs(g[up] - r.nu) <= FAST_RTOL * scale[up])
     # the floor multiplier g_k - nu must be >= 0 where the floor binds
-    assert np.all(g[~up] - r.multiplier >= -FAST_RTOL * scale[~up])
+    assert np.all(g[~up] - r.nu >= -FAST_RTOL * scale[~up])
     # a certified gap: dual <= primal, and the gap closes
-    assert r.gap >= -FAST_RTOL * max(r.objective, 1e-12)
-    assert r.gap <= FAST_RTOL * max(r.objective, 1e-12)
+    assert r.gap >= -FAST_RTOL * max(r.fun, 1e-12)
+    assert r.gap <= FAST_RTOL * max(r.fun, 1e-12)
 
 
 @given(lt_problems(k_max=5), st.integers(0, 2**32 - 1))
@@ -80,7 +80,7 @@ def test_no_feasible_point_is_better(
     rng = np.random.default_rng(seed)
     pts = rng.dirichlet(np.ones(lam.size), size=200)
     vals = a * ((lam**2 / pts).sum(axis=1) - 1) + b * (pts**2 * v).sum(axis=1)
-    assert vals.min() >= r.objective * (1 - 1e-12)
+    assert vals.min() >= r.fun * (1 - 1e-12)
 
 
 def test_objective_terms_match_bounds_chi2() -> None:
@@ -90,7 +90,7 @@ def test_objective_terms_match_bounds_chi2() -> None:
     # sum lam^2/x - 1 vs sum (lam - x)^2 / x: equal on the simplex up to rounding
     assert r.terms["chi2"] == pytest.approx(2.0 * bounds.chi2(lam, r.lt), rel=1e-12)
     assert r.terms["variance"] == pytest.approx(3.0 * np.sum([1, 2, 4] * r.lt**2), rel=1e-14)
-    assert lt_objective(lam, [1.0, 2.0, 4.0], 2.0, 3.0, r.lt) == pytest.approx(r.objective)
+    assert lt_objective(lam, [1.0, 2.0, 4.0], 2.0, 3.0, r.lt) == pytest.approx(r.fun)
 
 
 @given(lt_problems())
@@ -132,7 +132,7 @@ def test_relabelling_exits(
     r = optimal_lt(lam, v, a, b)
     rp = optimal_lt(lam[perm], v[perm], a, b)
     assert np.allclose(rp.lt, r.lt[perm], rtol=1e-10, atol=1e-15)
-    assert rp.objective == pytest.approx(r.objective, rel=1e-12, abs=1e-15)
+    assert rp.fun == pytest.approx(r.fun, rel=1e-12, abs=1e-15)
 
 
 def test_zero_weight_exit_padding() -> None:
@@ -140,22 +140,22 @@ def test_zero_weight_exit_padding() -> None:
     other weights are unchanged; with nu > 0 it takes exactly that mass."""
     lam, v = np.array([0.8, 0.15, 0.05]), np.array([1.0, 1.0, 1.0])
     base = optimal_lt(lam, v, 1.0, 0.1)
-    assert base.multiplier < 0
+    assert base.nu < 0
     pad = optimal_lt(np.append(lam, 0.0), np.append(v, 5.0), 1.0, 0.1)
     assert pad.lt[-1] == 0.0
     assert np.allclose(pad.lt[:3], base.lt, rtol=1e-12)
-    assert pad.objective == pytest.approx(base.objective, rel=1e-12)
+    assert pad.fun == pytest.approx(base.fun, rel=1e-12)
     # a = small: nu > 0, the padded exit takes nu / (2 b v)
     r = optimal_lt(np.append(lam, 0.0), np.append(v, 5.0), 1e-3, 1.0)
-    assert r.multiplier > 0
-    assert r.lt[-1] == pytest.approx(r.multiplier / (2 * 1.0 * 5.0), rel=1e-10)
+    assert r.nu > 0
+    assert r.lt[-1] == pytest.approx(r.nu / (2 * 1.0 * 5.0), rel=1e-10)
 
 
 def test_free_exit_and_full_floor() -> None:
     """lam_k = 0 with v_k = 0 costs nothing: it absorbs the mass others do not want."""
     r = optimal_lt([0.5, 0.5, 0.0], [4.0, 4.0, 0.0], 0.01, 1.0)
     assert r.lt[2] > 0.5 and r.gap <= 1e-12
-    assert r.objective <= lt_objective([0.5, 0.5, 0.0], [4.0, 4.0, 0.0], 0.01, 1.0, [0.4, 0.4, 0.2])
+    assert r.fun <= lt_objective([0.5, 0.5, 0.0], [4.0, 4.0, 0.0], 0.01, 1.0, [0.4, 0.4, 0.2])
     # K * lt_min = 1: the only feasible point is uniform
     r = optimal_lt([0.9, 0.1], [1.0, 1.0], 1.0, 1.0, lt_min=0.5)
     assert r.lt.tolist() == [0.5, 0.5] and abs(r.gap) <= 1e-12
@@ -168,8 +168,8 @@ def test_large_k_vectorised() -> None:
     lam = rng.dirichlet(np.ones(k))
     v = rng.uniform(0.1, 10.0, k)
     r = optimal_lt(lam, v, 1.0, 1.0)
-    assert abs(r.gap) <= FAST_RTOL * r.objective
-    assert r.iterations < 50
+    assert abs(r.gap) <= FAST_RTOL * r.fun
+    assert r.nit < 50
 
 
 def test_dpp_resolve_matches_fresh_build() -> None:
@@ -180,7 +180,7 @@ def test_dpp_resolve_matches_fresh_build() -> None:
     prog.solve(lam1, v, 1.0, 2.0)
     again = prog.solve(lam2, v, 0.5, 1.0, lt_min=0.05)
     fresh = LtProgram(4).solve(lam2, v, 0.5, 1.0, lt_min=0.05)
-    assert again.objective == pytest.approx(fresh.objective, rel=SOLVER_RTOL)
+    assert again.fun == pytest.approx(fresh.fun, rel=SOLVER_RTOL)
     assert np.allclose(again.lt, fresh.lt, atol=1e-6)  # solver tolerance on the point
     assert prog.prob.is_dpp()
 
@@ -196,6 +196,7 @@ def test_dpp_resolve_matches_fresh_build() -> None:
         ({"lam": [0.5, 0.5], "v": [1, 1], "a": 1, "b": float("nan")}, "b"),
         ({"lam": [0.5, 0.5], "v": [1, 1], "a": 1, "b": 1, "lt_min": 0.6}, "lt_min"),
         ({"lam": [0.5, 0.5], "v": [1, 1], "a": 1, "b": 1, "method": "newton"}, "method"),
+        ({"lam": [0.5, 0.5], "v": [1, 1], "a": 1, "b": 1, "max_iter": 0}, "max_iter"),
     ],
 )
 def test_bad_input_raises(kwargs: dict[str, object], field: str) -> None:
@@ -203,3 +204,26 @@ def test_bad_input_raises(kwargs: dict[str, object], field: str) -> None:
     with pytest.raises(CISInputError) as exc:
         optimal_lt(**kwargs)  # type: ignore[arg-type]
     assert exc.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("lam", "v", "a", "b"),
+    [
+        # an exit with lam = 0: the safeguarded Newton on the multiplier runs
+        ([0.8, 0.15, 0.05, 0.0], [1.0, 1.0, 1.0, 5.0], 1e-3, 1.0),
+        # every lam > 0: the joint Newton (compiled or not) is capped too, then the multiplier
+        ([0.6, 0.3, 0.1], [2.0, 1.0, 0.5], 1.0, 1.0),
+    ],
+)
+def test_iteration_limit_is_reported(lam: list[float], v: list[float], a: float, b: float) -> None:
+    """A run stopped by ``max_iter`` says so (success False, status "max_iter") and keeps a
+    feasible point with a valid certificate; without the limit the same problem is optimal."""
+    best = optimal_lt(lam, v, a, b)
+    assert best.success and best.status == "optimal" and best.nit > 1
+    r = optimal_lt(lam, v, a, b, max_iter=1)
+    assert not r.success and r.status == "max_iter" and r.nit == 1
+    assert "iteration limit" in r.message
+    assert abs(r.x.sum() - 1) <= 1e-14 and (r.x > 0).all()
+    # the dual value at the last multiplier is still a lower bound on the optimum
+    assert r.lower_bound <= best.fun + FAST_RTOL * best.fun
+    assert r.gap == r.fun - r.lower_bound and r.gap > FAST_RTOL * r.fun

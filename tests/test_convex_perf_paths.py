@@ -16,8 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cistheory import CISInputError
+from convex import LtResult, optimal_lt, optimal_q
 from convex import lt as lt_mod
-from convex import optimal_lt, optimal_q
+from convex.objective import check_lt_inputs, lt_dual_bound
 
 # Two runs of Newton's method to rounding level (residual <= 1e-14 relative, see
 # convex.lt._JOINT_RTOL) on the same problem: points agree to a few ulps of their entries
@@ -44,8 +45,8 @@ def positive_lt_problems(
 
 def _full_path(
     lam: np.ndarray, v: np.ndarray, a: float, b: float, lt_min: float
-) -> lt_mod.LtResult:
-    return lt_mod._fast(*lt_mod._check_inputs(lam, v, a, b, lt_min))
+) -> LtResult:
+    return lt_mod._fast(*check_lt_inputs(lam, v, a, b, lt_min))
 
 
 @given(positive_lt_problems())
@@ -60,18 +61,18 @@ def test_lean_lt_matches_full_path(
     # absolute floors: chi2 = sum lam^2/x - 1 and the dual (nu - a + sum of terms ~a) are
     # differences of O(1) sums, exact only to ~K ulps of a (the objective may be 0 at b = 0)
     ulps = 1e-14 * lam.size
-    assert fast.objective == pytest.approx(full.objective, rel=SAME_RTOL, abs=ulps * a)
+    assert fast.fun == pytest.approx(full.fun, rel=SAME_RTOL, abs=ulps * a)
     assert fast.terms["chi2"] == pytest.approx(full.terms["chi2"], rel=SAME_RTOL, abs=ulps * a)
     assert fast.terms["variance"] == pytest.approx(full.terms["variance"], rel=SAME_RTOL,
                                                    abs=1e-300)
-    scale = max(abs(full.multiplier), a)  # g_k ranges over ~a near x = lam
-    assert abs(fast.multiplier - full.multiplier) <= SAME_RTOL * scale
-    assert abs(fast.gap) <= FAST_RTOL * max(fast.objective, 1e-12) + ulps * a
+    scale = max(abs(full.nu), a)  # g_k ranges over ~a near x = lam
+    assert abs(fast.nu - full.nu) <= SAME_RTOL * scale
+    assert abs(fast.gap) <= FAST_RTOL * max(fast.fun, 1e-12) + ulps * a
     assert abs(fast.lt.sum() - 1) <= 1e-14 * lam.size
     assert (fast.lt >= lt_min).all()
     # the dual value reported is d(nu) recomputed from scratch by the full-path routine
-    d = lt_mod.lt_dual_bound(lam, v, a, b, lt_min, fast.multiplier)
-    assert fast.dual == pytest.approx(d, rel=SAME_RTOL, abs=ulps * a)
+    d = lt_dual_bound(lam, v, a, b, lt_min, fast.nu)
+    assert fast.lower_bound == pytest.approx(d, rel=SAME_RTOL, abs=ulps * a)
 
 
 @given(positive_lt_problems(k_max=lt_mod._SMALL_K))
@@ -86,7 +87,7 @@ def test_scalar_and_vector_iterations_agree(
     assert (small is None) == (vec is None)
     if small is not None and vec is not None:
         assert np.allclose(small.lt, vec.lt, rtol=SAME_RTOL, atol=1e-15)
-        assert small.objective == pytest.approx(vec.objective, rel=SAME_RTOL)
+        assert small.fun == pytest.approx(vec.fun, rel=SAME_RTOL)
 
 
 @pytest.mark.parametrize("k", [lt_mod._SMALL_K, lt_mod._SMALL_K + 1])
@@ -98,7 +99,7 @@ def test_both_sides_of_the_size_switch(k: int) -> None:
     fast = optimal_lt(lam, v, 1.0, 0.5)
     full = _full_path(lam, v, 1.0, 0.5, 0.0)
     assert np.allclose(fast.lt, full.lt, rtol=SAME_RTOL)
-    assert fast.iterations == full.iterations  # the same Newton iterates
+    assert fast.nit == full.nit  # the same Newton iterates
 
 
 @pytest.mark.parametrize(
@@ -132,7 +133,7 @@ def test_lean_checks_accept_boundary_but_valid_input() -> None:
     lam = np.array([0.5, 0.5 + 1.5e-9])  # |sum - 1| = 1.5e-9 <= 1e-9 * K
     assert lt_mod._lean_inputs(lam, [1.0, 2.0], 1.0, 1.0, 0.0) is None
     r = optimal_lt(lam, [1.0, 2.0], 1.0, 1.0)
-    assert abs(r.gap) <= FAST_RTOL * r.objective
+    assert abs(r.gap) <= FAST_RTOL * r.fun
 
 
 def _q_case(rng: np.random.Generator, n: int, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -162,11 +163,11 @@ def test_budget_search_certificate(cost: np.ndarray, share: float) -> None:
     assert abs(r.spend - budget) <= 1e-12 * budget
     for name, val in r.kkt.items():
         assert val <= FAST_RTOL, (name, val)
-    assert abs(r.gap) <= FAST_RTOL * r.objective
+    assert abs(r.gap) <= FAST_RTOL * r.fun
     # the answer is no worse than a feasible point built independently: the free optimum
     # scaled towards the floor until it meets the budget (spend is affine in the scaling)
     t = (budget - floor) / (free.spend - floor)
     q_feas = np.where(el, q_min + t * (free.q - q_min), 0.0)
     pos = c > 0
     obj_feas = float((c[pos] / q_feas[pos]).sum())
-    assert r.objective <= obj_feas * (1 + 1e-12)
+    assert r.fun <= obj_feas * (1 + 1e-12)

@@ -53,8 +53,8 @@ def test_fast_matches_cvxpy(prob: dict[str, object]) -> None:
     fast = optimal_q(**prob)  # type: ignore[arg-type]
     cv = solve_q_cvxpy(**prob)  # type: ignore[arg-type]
     assert cv.status == "optimal"
-    scale = max(fast.objective, 1e-12)
-    assert abs(fast.objective - cv.objective) <= SOLVER_RTOL * scale
+    scale = max(fast.fun, 1e-12)
+    assert abs(fast.fun - cv.fun) <= SOLVER_RTOL * scale
 
 
 @given(q_problems())
@@ -74,7 +74,7 @@ def test_kkt_certificate(prob: dict[str, object]) -> None:
         assert r.spend <= float(prob["budget"]) * (1 + 1e-12)  # type: ignore[arg-type]
     for name, val in r.kkt.items():
         assert val <= FAST_RTOL, (name, val)
-    assert abs(r.gap) <= FAST_RTOL * max(r.objective, 1e-12)
+    assert abs(r.gap) <= FAST_RTOL * max(r.fun, 1e-12)
     # the certificate is recomputed independently here for the unbudgeted case:
     # c/q^2 equals the row multiplier on every pair above the floor
     if prob["budget"] is None:
@@ -97,7 +97,7 @@ def test_relabelling(prob: dict[str, object], data: st.DataObject) -> None:
     r = optimal_q(c, prob["eligible"], q_min=prob["q_min"], fixed=fixed)  # type: ignore[arg-type]
     rp = optimal_q(c[pn][:, pk], np.asarray(prob["eligible"])[pn][:, pk],
                    q_min=prob["q_min"], fixed=fixed_p)  # type: ignore[arg-type]
-    assert rp.objective == pytest.approx(r.objective, rel=1e-12, abs=1e-300)
+    assert rp.fun == pytest.approx(r.fun, rel=1e-12, abs=1e-300)
     assert np.allclose(rp.q, r.q[pn][:, pk], rtol=1e-10, atol=1e-14)
 
 
@@ -117,7 +117,7 @@ def test_zero_padding(prob: dict[str, object]) -> None:
     r = optimal_q(**prob)  # type: ignore[arg-type]
     r2 = optimal_q(c2, el2, cost=cost2, budget=prob["budget"], q_min=prob["q_min"],  # type: ignore[arg-type]
                    fixed=fixed2)
-    assert r2.objective == pytest.approx(r.objective, rel=1e-12, abs=1e-300)
+    assert r2.fun == pytest.approx(r.fun, rel=1e-12, abs=1e-300)
     assert np.allclose(r2.q[:n, :k], r.q, rtol=1e-10, atol=1e-14)
     assert (r2.q[n] == 0).all() and (r2.q[:, k] == 0).all()
 
@@ -127,7 +127,7 @@ def test_closed_form_one_row() -> None:
     c = np.array([[1.0, 4.0, 9.0]])
     r = optimal_q(c, np.ones((1, 3), dtype=bool))
     assert np.allclose(r.q, [[1 / 6, 2 / 6, 3 / 6]], rtol=1e-14)
-    assert r.objective == pytest.approx(36.0, rel=1e-14)
+    assert r.fun == pytest.approx(36.0, rel=1e-14)
     assert r.nu[0] == pytest.approx(36.0, rel=1e-13)
 
 
@@ -158,7 +158,7 @@ def test_budget_binds_and_is_met() -> None:
     r = optimal_q(c, el, cost=cost, budget=0.5 * free.spend)
     assert r.rho > 0
     assert r.spend == pytest.approx(0.5 * free.spend, rel=1e-12)
-    assert r.objective > free.objective
+    assert r.fun > free.fun
     # a slack budget changes nothing
     s = optimal_q(c, el, cost=cost, budget=2 * free.spend)
     assert s.rho == 0 and np.allclose(s.q, free.q)
@@ -191,6 +191,7 @@ def test_infeasible_budget_raises_with_reason() -> None:
         ({"c": [[1.0, 1.0]], "eligible": [[True, True]], "budget": 1.0}, "cost"),
         ({"c": [[1.0, 0.0]], "eligible": [[True, False]], "fixed": [1]}, "fixed[0]"),
         ({"c": [[1.0, 1.0]], "eligible": [[True, True]], "fixed": [0]}, "c[0, 1]"),
+        ({"c": [[1.0, 1.0]], "eligible": [[True, True]], "max_iter": 0}, "max_iter"),
     ],
 )
 def test_bad_input_raises(kwargs: dict[str, object], field: str) -> None:
@@ -214,7 +215,7 @@ def test_million_pairs_certificate() -> None:
     free = optimal_q(c, el, cost=cost, q_min=0.01)
     r = optimal_q(c, el, cost=cost, budget=0.7 * free.spend, q_min=0.01)
     assert r.kkt["stationarity"] <= FAST_RTOL and r.kkt["primal_budget"] <= 1e-9 * r.spend
-    assert abs(r.gap) <= 1e-9 * r.objective
+    assert abs(r.gap) <= 1e-9 * r.fun
 
 
 def test_dpp_resolve_matches_fresh_build() -> None:
@@ -227,10 +228,10 @@ def test_dpp_resolve_matches_fresh_build() -> None:
     prog.solve(c1, cost=cost, budget=4.0, q_min=0.0)
     again = prog.solve(c2, cost=cost, budget=3.0, q_min=0.05)
     fresh = QProgram(el, with_budget=True).solve(c2, cost=cost, budget=3.0, q_min=0.05)
-    assert again.objective == pytest.approx(fresh.objective, rel=SOLVER_RTOL)
+    assert again.fun == pytest.approx(fresh.fun, rel=SOLVER_RTOL)
     assert np.allclose(again.q, fresh.q, atol=1e-6)  # solver tolerance on the point
     fast = optimal_q(c2, el, cost=cost, budget=3.0, q_min=0.05)
-    assert fast.objective == pytest.approx(again.objective, rel=SOLVER_RTOL)
+    assert fast.fun == pytest.approx(again.fun, rel=SOLVER_RTOL)
     assert prog.prob.is_dpp()
 
 
@@ -247,3 +248,39 @@ def test_cvxpy_failure_raises_with_statuses(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(convex.cvx, "SOLVERS", ("NO_SUCH_SOLVER",))
     with pytest.raises(SolverError, match="NO_SUCH_SOLVER: not installed"):
         prog.solve([[1.0, 1.0]], cost=[1.0, 1.0], budget=1.0, q_min=0.0)
+
+
+def test_iteration_limit_of_the_row_multipliers() -> None:
+    """A row solve stopped by ``max_iter`` says so; its dual value is still a lower bound.
+    Without a floor the row Newton step is exact, so one step is enough (and reported so)."""
+    el = np.ones((1, 3), dtype=bool)
+    c = np.array([[1.0, 4.0, 0.001]])  # the last pair sits on the floor q_min = 0.1
+    best = optimal_q(c, el, q_min=0.1)
+    assert best.success and best.status == "optimal"
+    r = optimal_q(c, el, q_min=0.1, max_iter=1)
+    assert not r.success and r.status == "max_iter"
+    assert "iteration limit" in r.message and "row multipliers" in r.message
+    assert r.lower_bound <= best.fun * (1 + FAST_RTOL)
+    # not certified: a KKT residual or the gap stays open
+    assert max(r.kkt.values()) > FAST_RTOL or abs(r.gap) > FAST_RTOL * r.fun
+    exact = optimal_q(np.array([[1.0, 4.0, 9.0]]), el, max_iter=1)
+    assert exact.success and exact.status == "optimal"
+
+
+@pytest.mark.parametrize("max_iter", [1, 2, 3])
+def test_iteration_limit_of_the_budget_multiplier(max_iter: int) -> None:
+    """The search for rho stopped by ``max_iter`` says so and returns the last point it
+    evaluated, with a valid lower bound and KKT residuals that show it is not optimal."""
+    rng = np.random.default_rng(5)
+    c = np.where(rng.uniform(size=(50, 4)) < 0.8, rng.exponential(size=(50, 4)), 0.0)
+    c[:, -1] += 0.1
+    el = c > 0
+    cost = np.array([0.05, 0.4, 0.7, 1.0])
+    budget = 0.6 * optimal_q(c, el, cost=cost, q_min=0.01).spend
+    best = optimal_q(c, el, cost=cost, q_min=0.01, budget=budget)
+    assert best.success and best.nit > 3
+    r = optimal_q(c, el, cost=cost, q_min=0.01, budget=budget, max_iter=max_iter)
+    assert not r.success and r.status == "max_iter" and r.nit == max_iter
+    assert "iteration limit" in r.message and "budget multiplier" in r.message
+    assert r.rho > 0 and r.lower_bound <= best.fun * (1 + FAST_RTOL)
+    assert max(r.kkt.values()) > FAST_RTOL

@@ -115,51 +115,43 @@ def mlp_exit_flops(d_in: int, hidden: Sequence[int], n_classes: int) -> np.ndarr
     return np.asarray(macs / macs[-1], dtype=np.float64)
 
 
-def estimate_sigma(setting: Setting, data: str, seed: int, policy: str) -> list[float]:
-    """Per-exit gradient-noise standard deviation at initialisation (pooled over nodes).
-
-    For each exit, the mean over its training population of the minibatch gradient variance
-    (trace of the covariance, batch size of the setting) of the exit's loss, estimated from
-    per-sample gradients on each node's data.
-    """
-    import torch
-
-    cis = ct.reference_cis("80-15-5", data)  # data sizes only; the rates do not matter here
-    train, _ = _dataset(setting, seed)
+def _init_setup(setting: Setting, data: str, seed: int) -> tuple[ct.CIS, list[Any], Any]:
+    """The reference CIS (data sizes only: the rates do not matter here), each node's
+    training data and the model at initialisation, as a run of ``seed`` starts."""
     from cistheory.train.data import split_for_cis
 
+    cis = ct.reference_cis("80-15-5", data)
+    train, _ = _dataset(setting, seed)
     node_data = split_for_cis(train, cis, rng=np.random.default_rng([seed, 12]))
     n_classes = int(train.y.max()) + 1
     model = _model(setting, train.x.shape[1], n_classes, seed)
-    part = ct.named_policy(cis, policy)
-    from torch.func import functional_call, grad, vmap
+    return cis, node_data, model
 
+
+def estimate_sigma(setting: Setting, data: str, seed: int, policy: str) -> list[float]:
+    r"""Per-exit gradient-noise standard deviation at initialisation (pooled over nodes).
+
+    For each exit :math:`k`, :math:`\sigma_k = (\operatorname{mean}_i \sigma^2_{i,k})^{1/2}`
+    over its training population (nodes with :math:`q_{i,k} > 0` and at least two samples),
+    with :math:`\sigma^2_{i,k}` the minibatch gradient variance at the setting's batch size
+    of :func:`cistheory.train.constants.gradient_noise`.
+    """
+    from cistheory.train.constants import gradient_noise
+
+    cis, node_data, model = _init_setup(setting, data, seed)
+    part = ct.named_policy(cis, policy)
+    sizes = np.asarray([len(d) for d in node_data])
+    pop = (part.q > 0) & (sizes >= 2)[:, None]
+    sigma2 = gradient_noise(model, node_data, batch_size=setting.batch_size, pairs=pop)
     sig = []
     for k in range(1, cis.n_exits + 1):
-        names = set(model.exit_parameter_names(k))
-        params = {n: p.detach() for n, p in model.named_parameters() if n in names}
-        rest = {n: p.detach() for n, p in model.named_parameters() if n not in names}
-
-        def loss_one(
-            pk: dict[str, Any], x: Any, y: Any, k: int = k, rest: dict[str, Any] = rest
-        ) -> Any:
-            out = functional_call(model, ({**rest, **pk},), (x[None], k))
-            return model.loss(out, y[None])
-
-        per_sample_grad = vmap(grad(loss_one), in_dims=(None, 0, 0))
-        var_sum, count = 0.0, 0
-        for i in np.flatnonzero(part.q[:, k - 1] > 0):
-            ds = node_data[int(i)]
-            if len(ds) < 2:
-                continue
-            g = per_sample_grad(params, ds.x, ds.y)
-            flat = torch.cat([g[n].reshape(len(ds), -1) for n in sorted(g)], dim=1).double()
-            per_sample = float(((flat - flat.mean(0)) ** 2).sum(1).mean())
-            var_sum += per_sample / setting.batch_size
-            count += 1
-        if count == 0:
+        rows = np.flatnonzero(pop[:, k - 1])
+        if rows.size == 0:
             raise ct.CISInputError("data", data, f"no node with two samples trains exit {k}")
-        sig.append(math.sqrt(var_sum / count))
+        var_sum = 0.0
+        for i in rows:  # summed in node order (the cache keys depend on the last bit)
+            var_sum += float(sigma2[i, k - 1])
+        sig.append(math.sqrt(var_sum / rows.size))
     return sig
 
 
@@ -209,16 +201,12 @@ def train_outputs(spec: RunSpec, schedule: Sequence[Sequence[float]]) -> np.ndar
     """Train with the given ``lt`` schedule; return the per-exit test logits (N_test, K, C)."""
     import torch
 
-    from cistheory.train.data import split_for_cis
     from cistheory.train.fedloop import FedConfig, StepSchedule, run_federated
 
     s = spec.setting
-    cis = ct.reference_cis("80-15-5", spec.data)  # data sizes only
+    cis, node_data, model = _init_setup(s, spec.data, spec.seed)
     part = ct.named_policy(cis, spec.participation)
-    train, test = _dataset(s, spec.seed)
-    node_data = split_for_cis(train, cis, rng=np.random.default_rng([spec.seed, 12]))
-    n_classes = int(train.y.max()) + 1
-    model = _model(s, train.x.shape[1], n_classes, spec.seed)
+    _, test = _dataset(s, spec.seed)
     # every node takes the same number of local steps, about one epoch of the root's data
     # (the reference's local epochs round(root data / node data)), capped by the setting
     tau = max(1, min(s.max_tau, math.ceil(len(node_data[0]) / s.batch_size)))
@@ -369,30 +357,19 @@ def estimate_grad_bound(setting: Setting, data: str, seed: int) -> list[float]:
     """Largest full-batch gradient norm over nodes, per exit, at initialisation.
 
     A point estimate of the gradient bound ``G_k`` of Lemma 2 (the bound proper is over the
-    whole trajectory; at initialisation the gradients are typically at their largest).
+    whole trajectory; at initialisation the gradients are typically at their largest): the
+    maximum of :func:`cistheory.train.constants.gradient_norms` over the nodes hosting exit
+    ``k``.
     """
-    cis = ct.reference_cis("80-15-5", data)
-    train, _ = _dataset(setting, seed)
-    from cistheory.train.data import split_for_cis
+    from cistheory.train.constants import gradient_norms
 
-    node_data = split_for_cis(train, cis, rng=np.random.default_rng([seed, 12]))
-    n_classes = int(train.y.max()) + 1
-    model = _model(setting, train.x.shape[1], n_classes, seed)
+    cis, node_data, model = _init_setup(setting, data, seed)
+    hosts = cis.capacity[:, None] >= np.arange(1, cis.n_exits + 1)[None, :]
+    norms = gradient_norms(model, node_data, pairs=hosts)
     out = []
     for k in range(1, cis.n_exits + 1):
-        names = set(model.exit_parameter_names(k))
         best = 0.0
-        for i in range(cis.n_nodes):
-            if cis.capacity[i] < k:
-                continue
-            ds = node_data[i]
-            model.zero_grad()
-            model.loss(model(ds.x, k), ds.y).backward()
-            sq = sum(
-                float((p.grad**2).sum())
-                for n, p in model.named_parameters()
-                if n in names and p.grad is not None
-            )
-            best = max(best, math.sqrt(sq))
+        for i in np.flatnonzero(hosts[:, k - 1]):
+            best = max(best, float(norms[i, k - 1]))
         out.append(best)
     return out

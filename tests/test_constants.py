@@ -12,6 +12,8 @@ from cistheory.bounds import CISConstants  # noqa: E402
 from cistheory.train.constants import (  # noqa: E402
     EstimatedConstants,
     estimate_constants,
+    gradient_noise,
+    gradient_norms,
     power_iteration,
 )
 from cistheory.train.data import Dataset  # noqa: E402
@@ -105,6 +107,12 @@ class _Closed:
         mean = g.mean(0)
         var = float(((g - mean) ** 2).sum(1).mean())
         return var, float(np.linalg.norm(mean + RHO * wk))
+
+    def grad_norm(self, i: int, k: int) -> float:
+        """Full gradient norm of the loss alone (no ridge) on P_k."""
+        z = self.z(i, k)
+        wk = np.concatenate([self.w[: DIMS[k - 1]], [self.bias[k - 1]]])
+        return float(np.linalg.norm(((z @ wk - self.y[i])[:, None] * z).mean(0)))
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +246,54 @@ def test_bad_inputs() -> None:
     bad_q[:, 2] = 0
     with pytest.raises(CISInputError, match="population"):
         estimate_constants(model, data, bad_q, lam=LAM)
+
+
+def test_gradient_noise_and_norms_at_the_parameters() -> None:
+    """The public estimators at w_0: closed forms in float64; the float32 model agrees."""
+    import copy
+    import json
+
+    model, data = _setup()
+    cf = _Closed(model, data)
+    m64 = copy.deepcopy(model).double()
+    d64 = [Dataset(d.x.double(), d.y.double()) for d in data]
+    s2 = gradient_noise(m64, d64, batch_size=BATCH)
+    g = gradient_norms(m64, d64)
+    for i in range(3):
+        for k in range(1, 4):
+            var, _ = cf.sample_stats(i, k)
+            assert s2[i, k - 1] == pytest.approx(var / BATCH, rel=1e-9)
+            assert g[i, k - 1] == pytest.approx(cf.grad_norm(i, k), rel=1e-9)
+    # estimate_constants takes the same sigma^2 at w_0 (one point), summed in one pass
+    est = estimate_constants(model, data, Q, batch_size=BATCH, n_points=1, solve_steps=0,
+                             power_iters=5)
+    np.testing.assert_allclose(est.sigma2, s2, rtol=1e-9)
+    # in the model's own float32: per-sample gradients to float32 rounding
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    model.train()
+    np.testing.assert_allclose(gradient_noise(model, data, batch_size=BATCH), s2, rtol=1e-4)
+    np.testing.assert_allclose(gradient_norms(model, data), g, rtol=1e-4)
+    assert model.training and all(p.grad is None for p in model.parameters())
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n])
+    # only the pairs asked for
+    pairs = Q > 0
+    np.testing.assert_array_equal(gradient_noise(m64, d64, batch_size=BATCH, pairs=pairs),
+                                  np.where(pairs, s2, 0.0))
+    np.testing.assert_array_equal(gradient_norms(m64, d64, pairs=pairs), np.where(pairs, g, 0.0))
+    with pytest.raises(CISInputError, match="pairs"):
+        gradient_noise(m64, d64, batch_size=BATCH, pairs=pairs[:2])
+    with pytest.raises(CISInputError, match="batch_size"):
+        gradient_noise(m64, d64, batch_size=0)
+    json.dumps(est.as_dict())
+
+
+def test_as_dict_is_json_ready(case: tuple[EstimatedConstants, _Closed]) -> None:
+    import json
+
+    est, _ = case
+    doc = est.as_dict()
+    assert json.loads(json.dumps(doc, allow_nan=False)) == doc  # plain types only
+    assert doc["sigma2"] == est.sigma2.tolist() and doc["G"] == est.G.tolist()
+    assert doc["Gamma_upper"] == est.Gamma_upper and doc["mu_exit"] == list(est.mu_exit)
+    assert doc["lt"] == list(LT) and doc["batch_size"] == BATCH

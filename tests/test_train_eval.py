@@ -208,3 +208,15 @@ def test_arrival_at_node_without_rate_rejected() -> None:
 def test_probabilities_must_sum_to_one() -> None:
     with pytest.raises(CISInputError, match="sum to 1"):
         normalised_entropy(np.full((2, 3), 0.5), kind="probs")
+
+
+def test_as_dict_is_json_ready() -> None:
+    import json
+
+    rng = np.random.default_rng(4)
+    cis = reference_cis("60-30-10")
+    ev = evaluate_cis(cis, rng.normal(size=(50, 3, 4)), rng.integers(0, 4, 50), rng=rng)
+    doc = ev.as_dict()
+    assert json.loads(json.dumps(doc, allow_nan=False)) == doc  # plain types only
+    assert doc["accuracy"] == ev.accuracy and doc["exit_served"] == ev.exit_served.tolist()
+    assert doc["per_exit_accuracy"] == {str(k): v for k, v in ev.per_exit_accuracy.items()}

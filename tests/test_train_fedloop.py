@@ -18,6 +18,7 @@ from cistheory.errors import CISInputError
 from cistheory.train.data import Dataset, synthetic_classification, synthetic_regression
 from cistheory.train.fedloop import (
     FedConfig,
+    RoundRecord,
     StepSchedule,
     exit_objectives,
     run_federated,
@@ -489,3 +490,39 @@ def test_lemma2_exact_variance_of_the_aggregate() -> None:
     # divided by eta = 0.05 add relative errors ~1e-6, far below the standard error)
     assert abs(sq_a.mean() - predicted) <= 4.5 * se
     assert se < 0.1 * predicted  # the check has power: a 45% error would be caught
+
+
+def _plain_json(x: object) -> bool:
+    """Only dicts with string keys, lists, str, int, float, bool and None (no numpy/torch)."""
+    if isinstance(x, dict):
+        return all(isinstance(k, str) and _plain_json(v) for k, v in x.items())
+    if isinstance(x, list):
+        return all(_plain_json(v) for v in x)
+    return x is None or type(x) in (str, int, float, bool)
+
+
+def test_results_serialise_with_as_dict() -> None:
+    import json
+
+    rng = np.random.default_rng(3)
+    nodes, _, _ = synthetic_classification(3, 8, dims=(2, 4), n_classes=3, test_samples=0, rng=rng)
+    q = np.array([[0.5, 0.5], [1.0, 0.0], [0.0, 0.7]])
+    cfg = FedConfig(rounds=2, tau=(1, 2, 1), lr=StepSchedule("cosine", lr=0.1, final=0.01),
+                    batch_size=4, eval_every=1)
+    states = []
+    res = run_federated(NestedLinear(4, (2, 4), 3), nodes, q, [0.5, 0.5], cfg,
+                        callback=lambda s: states.append(s.as_dict()) and None)
+    doc = res.as_dict()
+    for d in (doc, *states, cfg.as_dict(), *(r.as_dict() for r in res.history)):
+        assert _plain_json(d)
+        json.dumps(d, allow_nan=False)
+    assert doc["rounds_done"] == 2 and doc["config"]["tau"] == [1, 2, 1]
+    assert doc["config"]["lr"] == {"kind": "cosine", "lr": 0.1, "gamma": 1.0, "final": 0.01}
+    assert doc["q"] == q.tolist()
+    for name, t in res.state_dict.items():
+        assert doc["state_dict"][name] == t.tolist()
+    # a record is read back from its dictionary (as a checkpoint does)
+    for r in res.history:
+        assert RoundRecord(**r.as_dict()) == r
+    assert states[-1]["rounds_done"] == 2 and states[-1]["history"] == doc["history"]
+    assert FedConfig(tau=np.int64(3), rounds=np.int64(2)).as_dict()["tau"] == 3

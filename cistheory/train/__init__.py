@@ -1,9 +1,15 @@
 r"""The federated trainer of early-exit models in a CIS (needs torch).
 
 ``import cistheory`` never imports this package. Names load lazily: importing
-``cistheory.train`` (or ``cistheory.train.cli``, to register the ``train`` subcommand) does
+``cistheory.train`` (or ``cistheory.cli.train``, which registers the ``train`` subcommand) does
 not import torch until a model, dataset or the loop is used. The algorithm is that of
 ``docs/theory.md``, Section 3; see ``docs/trainer.md``.
+
+Modules: ``models`` (early-exit models), ``data`` (datasets and node splits), ``fedloop`` (the
+loop), ``checkpoint``, ``constants`` (the bounds' constants measured on a model: noise,
+gradient norms, curvature, heterogeneity), ``evaluate`` (serving a test set through a CIS),
+``config`` and ``run`` (a run from a configuration file: ``run.run_training``). Every result
+type serialises with ``as_dict()``.
 """
 
 from __future__ import annotations
@@ -12,7 +18,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .constants import EstimatedConstants, estimate_constants, power_iteration
+    from .constants import (
+        EstimatedConstants,
+        estimate_constants,
+        gradient_noise,
+        gradient_norms,
+        power_iteration,
+    )
     from .data import (
         Dataset,
         NodeData,
@@ -67,6 +79,8 @@ _LAZY = {
     "estimate_constants": "constants",
     "evaluate_cis": "evaluate",
     "exit_objectives": "fedloop",
+    "gradient_noise": "constants",
+    "gradient_norms": "constants",
     "load_cifar": "data",
     "normalised_entropy": "evaluate",
     "power_iteration": "constants",
@@ -101,6 +115,8 @@ __all__ = [
     "estimate_constants",
     "evaluate_cis",
     "exit_objectives",
+    "gradient_noise",
+    "gradient_norms",
     "load_cifar",
     "normalised_entropy",
     "power_iteration",

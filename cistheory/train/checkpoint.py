@@ -12,7 +12,6 @@ uninterrupted run would.
 from __future__ import annotations
 
 import io
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,7 @@ def save_checkpoint(
         "model": {k: v.detach().clone() for k, v in state.model.state_dict().items()},
         "selection_rng": state.selection_rng.bit_generator.state,
         "batch_generator": state.batch_generator.get_state(),
-        "history": [asdict(r) for r in state.history],
+        "history": [r.as_dict() for r in state.history],
         "meta": dict(meta or {}),
     }
     buf = io.BytesIO()

@@ -62,6 +62,35 @@ _SECTIONS = {
 _MODELS = ("nested-linear", "mlp", "cnn", "resnet18")
 _DATASETS = ("synthetic", "synthetic-regression", "digits", "cifar10", "cifar100")
 _RULES = (*RULE_NAMES, "explicit")
+_DATA_FIELDS = {
+    "name",
+    "split",
+    "samples",
+    "heterogeneity",
+    "test_samples",
+    "dims",
+    "n_classes",
+    "alpha",
+    "path",
+    "difficulty_probs",
+    "noise",
+    "label",
+}
+_TRAIN_FIELDS = {
+    "rounds",
+    "tau",
+    "lr",
+    "schedule",
+    "gamma",
+    "final_lr",
+    "server_lr",
+    "batch_size",
+    "weight_decay",
+    "momentum",
+    "aggregation",
+    "vectorised",
+    "eval_every",
+}
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -104,71 +133,12 @@ def parse_config(doc: Mapping[str, Any]) -> dict[str, Any]:
     _allowed(doc, "config", _SECTIONS)
     if "spec" not in doc:
         raise CISInputError("spec", None, "missing: a spec file or reference:SPLIT[:DATA][:NODES]")
-    model = {"name": "nested-linear", **_section(doc, "model")}
-    if model["name"] not in _MODELS:
-        raise CISInputError("model.name", model["name"], f"use one of {list(_MODELS)}")
-    data = {
-        "name": "synthetic",
-        "split": "cis",
-        "samples": 2000,
-        "heterogeneity": 0.5,
-        "test_samples": 1000,
-        **_section(doc, "data"),
-    }
-    _allowed(
-        data,
-        "data",
-        {
-            "name",
-            "split",
-            "samples",
-            "heterogeneity",
-            "test_samples",
-            "dims",
-            "n_classes",
-            "alpha",
-            "path",
-            "difficulty_probs",
-            "noise",
-            "label",
-        },
-    )
-    if data["name"] not in _DATASETS:
-        raise CISInputError("data.name", data["name"], f"use one of {list(_DATASETS)}")
-    if data["split"] not in {"cis", "equal", "dirichlet"}:
-        raise CISInputError("data.split", data["split"], "use 'cis', 'equal' or 'dirichlet'")
-    part = {"policy": "deepest", **_section(doc, "participation")}
-    _allowed(part, "participation", {"policy", "prob", "q"})
-    if part["policy"] not in {*POLICIES, "shallower", "explicit"}:
-        raise CISInputError(
-            "participation.policy",
-            part["policy"],
-            f"use one of {', '.join([*POLICIES, 'shallower', 'explicit'])}",
-        )
-    rule = {"name": "serving-rate", **_section(doc, "rule")}
-    _allowed(rule, "rule", {"name", "sigma", "G", "lt", "exit_flops"})
-    if rule["name"] not in _RULES:
-        raise CISInputError("rule.name", rule["name"], f"use one of {list(_RULES)}")
+    model = _model_section(doc)
+    data = _data_section(doc)
+    part = _participation_section(doc)
+    rule = _rule_section(doc)
     train = _section(doc, "train")
-    _allowed(
-        train,
-        "train",
-        {
-            "rounds",
-            "tau",
-            "lr",
-            "schedule",
-            "gamma",
-            "final_lr",
-            "server_lr",
-            "batch_size",
-            "weight_decay",
-            "momentum",
-            "aggregation",
-            "vectorised",
-            "eval_every",
-        },
-    )
+    _allowed(train, "train", _TRAIN_FIELDS)
     seeds = {"selection": 0, "batch": 1, "init": 2, "data": 3, **_section(doc, "seeds")}
     _allowed(seeds, "seeds", {"selection", "batch", "init", "data"})
     every = doc.get("checkpoint_every", 1)
@@ -187,6 +157,50 @@ def parse_config(doc: Mapping[str, Any]) -> dict[str, Any]:
     }
     fed_config(out)  # validates the loop's fields
     return out
+
+
+def _model_section(doc: Mapping[str, Any]) -> dict[str, Any]:
+    model = {"name": "nested-linear", **_section(doc, "model")}
+    if model["name"] not in _MODELS:
+        raise CISInputError("model.name", model["name"], f"use one of {list(_MODELS)}")
+    return model
+
+
+def _data_section(doc: Mapping[str, Any]) -> dict[str, Any]:
+    data = {
+        "name": "synthetic",
+        "split": "cis",
+        "samples": 2000,
+        "heterogeneity": 0.5,
+        "test_samples": 1000,
+        **_section(doc, "data"),
+    }
+    _allowed(data, "data", _DATA_FIELDS)
+    if data["name"] not in _DATASETS:
+        raise CISInputError("data.name", data["name"], f"use one of {list(_DATASETS)}")
+    if data["split"] not in {"cis", "equal", "dirichlet"}:
+        raise CISInputError("data.split", data["split"], "use 'cis', 'equal' or 'dirichlet'")
+    return data
+
+
+def _participation_section(doc: Mapping[str, Any]) -> dict[str, Any]:
+    part = {"policy": "deepest", **_section(doc, "participation")}
+    _allowed(part, "participation", {"policy", "prob", "q"})
+    if part["policy"] not in {*POLICIES, "shallower", "explicit"}:
+        raise CISInputError(
+            "participation.policy",
+            part["policy"],
+            f"use one of {', '.join([*POLICIES, 'shallower', 'explicit'])}",
+        )
+    return part
+
+
+def _rule_section(doc: Mapping[str, Any]) -> dict[str, Any]:
+    rule = {"name": "serving-rate", **_section(doc, "rule")}
+    _allowed(rule, "rule", {"name", "sigma", "G", "lt", "exit_flops"})
+    if rule["name"] not in _RULES:
+        raise CISInputError("rule.name", rule["name"], f"use one of {list(_RULES)}")
+    return rule
 
 
 def config_digest(cfg: Mapping[str, Any]) -> str:

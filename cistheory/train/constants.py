@@ -12,9 +12,16 @@ gradient quantities, at a few random points around it), with the objectives of
 
 - Gradient noise :math:`\sigma^2_{i,k}` (Lemma 2): the variance of a minibatch gradient of
   :math:`f_{i,k}` at batch size :math:`B` drawn with replacement (as the trainer does),
-  :math:`\frac1B \frac1{m_i}\sum_j \lVert g_j - \bar g\rVert^2`, from per-sample gradients
-  (``torch.func.vmap`` of ``grad``); the maximum over the points.
-- Gradient bound :math:`G_{i,k}`: the largest full-batch gradient norm over the points.
+
+  .. math:: \sigma^2_{i,k} = \frac1B\,\frac1{m_i}\sum_{j=1}^{m_i}\lVert g_j - \bar g\rVert^2,
+            \qquad g_j = \nabla \ell(h_k(x_j; w), y_j), \quad \bar g = \frac1{m_i}\sum_j g_j,
+
+  from per-sample gradients (``torch.func.vmap`` of ``grad``; weight decay adds the same
+  :math:`\rho w_{P_k}` to every :math:`g_j` and cancels). :func:`gradient_noise` gives it at
+  the model's parameters; :func:`estimate_constants` takes the maximum over the points.
+- Gradient bound :math:`G_{i,k} = \lVert\nabla f_{i,k}(w)\rVert`: :func:`gradient_norms` at the
+  model's parameters (without weight decay); :func:`estimate_constants` the largest norm over
+  the points, weight decay included.
 - Smoothness :math:`L_k`: the largest Hessian eigenvalue of :math:`F_k` by power iteration
   on Hessian-vector products; :math:`L = \max_k L_k`.
 - Strong convexity :math:`\mu` (of :math:`F_\lambda`), :math:`\tilde\mu` (of
@@ -32,6 +39,15 @@ gradient quantities, at a few random points around it), with the objectives of
 The strong convexity estimates are Rayleigh quotients, so they can only over-estimate the
 smallest eigenvalue; the power iteration runs to a relative tolerance and reports its
 iteration count.
+
+Both estimators of :math:`\sigma^2` take their per-sample gradients from one function and
+differ only in how the squared deviations are summed, each as its callers have always
+summed them (results are reproducible bit for bit): :func:`gradient_noise` holds a node's
+per-sample gradients in memory, in the model's own dtype, and sums the centred deviations
+in float64 (two passes); :func:`estimate_constants` streams the node's data in chunks, in its
+``dtype``, and forms :math:`\frac1{m}\sum_j\lVert g_j\rVert^2 - \lVert\bar g\rVert^2` in one
+pass (memory of one chunk, and the mean gradient it also needs for :math:`G`). They agree
+to rounding (``tests/test_constants.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +56,7 @@ import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,14 +64,20 @@ from numpy.typing import ArrayLike
 from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
-from .._arrays import FloatArray, as_simplex
+from .._arrays import BoolArray, FloatArray, as_simplex
 from ..bounds.corollary import CISConstants
 from ..errors import CISInputError
 from ..system.participation import check_q
 from .data import Dataset
 from .models import EarlyExitModel
 
-__all__ = ["EstimatedConstants", "estimate_constants", "power_iteration"]
+__all__ = [
+    "EstimatedConstants",
+    "estimate_constants",
+    "gradient_noise",
+    "gradient_norms",
+    "power_iteration",
+]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -111,6 +134,35 @@ class EstimatedConstants:
     lt: tuple[float, ...] | None
     power_iterations: int
 
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (plain floats and lists; ``None`` where not estimated).
+
+        Examples
+        --------
+        >>> est = EstimatedConstants(1.0, (1.0,), (None,), None, None, None, np.zeros((1, 1)),
+        ...                          np.ones((1, 1)), None, None, None, None, 8, None, None, 3)
+        >>> est.as_dict()["G"], est.as_dict()["mu_exit"]
+        ([[1.0]], [None])
+        """
+        return {
+            "L": float(self.L),
+            "L_exit": [float(x) for x in self.L_exit],
+            "mu_exit": [_opt_float(x) for x in self.mu_exit],
+            "mu": _opt_float(self.mu),
+            "mu_t": _opt_float(self.mu_t),
+            "L_t": _opt_float(self.L_t),
+            "sigma2": np.asarray(self.sigma2, dtype=np.float64).tolist(),
+            "G": np.asarray(self.G, dtype=np.float64).tolist(),
+            "Gamma": _opt_float(self.Gamma),
+            "Gamma_upper": _opt_float(self.Gamma_upper),
+            "gap0": _opt_float(self.gap0),
+            "gap0_upper": _opt_float(self.gap0_upper),
+            "batch_size": self.batch_size,
+            "lam": None if self.lam is None else [float(x) for x in self.lam],
+            "lt": None if self.lt is None else [float(x) for x in self.lt],
+            "power_iterations": int(self.power_iterations),
+        }
+
     def to_cis_constants(
         self,
         *,
@@ -164,6 +216,10 @@ class EstimatedConstants:
             delta=delta,
             rademacher=rademacher,
         )
+
+
+def _opt_float(x: float | None) -> float | None:
+    return None if x is None else float(x)
 
 
 def power_iteration(
@@ -287,12 +343,14 @@ class _Flat:
         return out
 
     def sample_moments(self, theta: Tensor, i: int, k: int) -> tuple[Tensor, float]:
-        """Mean per-sample loss gradient and mean squared deviation (population variance)."""
+        r"""Mean per-sample loss gradient and mean squared deviation (population variance).
 
-        def one(th: Tensor, xj: Tensor, yj: Tensor) -> Tensor:
-            return self.loss_fn(self._out(th, xj[None], k), yj[None]).sum()
-
-        per = vmap(grad(one), in_dims=(None, 0, 0))
+        One pass over the chunks:
+        :math:`\frac1m\sum_j\lVert g_j\rVert^2 - \lVert\bar g\rVert^2`.
+        """
+        per = _per_sample_grad(
+            self.model, k, self.loss_fn, lambda th: (self.unflat(th), self.buffers)
+        )
         s1 = torch.zeros_like(theta)
         s2 = 0.0
         m = 0
@@ -306,8 +364,217 @@ class _Flat:
         return mean, var
 
 
+def _per_sample_grad(
+    model: EarlyExitModel, k: int, loss_fn: LossFn, params_of: Callable[[Any], Any]
+) -> Callable[..., Any]:
+    """``(arg, x, y) -> `` per-sample gradients of exit ``k``'s loss with respect to ``arg``.
+
+    ``params_of(arg)`` gives ``functional_call``'s parameters (and buffers) from ``arg``, the
+    variable differentiated (a flat vector, or a dictionary of the part's parameters); each
+    sample's loss is ``loss_fn(h_k(x_j), y_j)`` on a batch of one.
+    """
+
+    def one(arg: Any, xj: Tensor, yj: Tensor) -> Tensor:
+        out = functional_call(model, params_of(arg), (xj[None],), {"exit": k})
+        res: Tensor = loss_fn(out, yj[None]).sum()
+        return res
+
+    return vmap(grad(one), in_dims=(None, 0, 0))
+
+
+def _with_fixed(
+    fixed: dict[str, Tensor], buffers: dict[str, Tensor]
+) -> Callable[[dict[str, Tensor]], tuple[dict[str, Tensor], dict[str, Tensor]]]:
+    """``functional_call``'s arguments from the part's parameters, the others held fixed."""
+
+    def params_of(part: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        return {**fixed, **part}, buffers
+
+    return params_of
+
+
 def _target(y: Tensor, dtype: torch.dtype) -> Tensor:
     return y.to(dtype) if y.is_floating_point() else y
+
+
+def _default_loss(model: EarlyExitModel, loss_fn: LossFn | None) -> LossFn:
+    """``loss_fn``, or the model's per-sample loss (``reduction="none"``)."""
+    if loss_fn is not None:
+        return loss_fn
+    if not hasattr(model, "loss"):
+        raise CISInputError("loss_fn", None, "the model has no .loss; pass loss_fn")
+
+    def per_sample(out: Tensor, y: Tensor) -> Tensor:
+        res: Tensor = model.loss(out, y, reduction="none")
+        return res
+
+    return per_sample
+
+
+def _pairs(pairs: ArrayLike | None, n: int, k: int) -> BoolArray:
+    """The (N, K) boolean table of the (node, exit) pairs to estimate (``None``: all)."""
+    if pairs is None:
+        return np.ones((n, k), dtype=bool)
+    mask = np.asarray(pairs)
+    if mask.shape != (n, k):
+        raise CISInputError("pairs", mask.shape, f"expected shape ({n}, {k}) (node, exit)")
+    return mask.astype(bool)
+
+
+class _EvalMode:
+    """Context: the model in eval mode with gradients on; its mode restored on exit."""
+
+    def __init__(self, model: EarlyExitModel) -> None:
+        self.model = model
+        self.was_training = model.training
+        self.grad = torch.enable_grad()
+
+    def __enter__(self) -> EarlyExitModel:
+        self.grad.__enter__()
+        self.model.eval()
+        return self.model
+
+    def __exit__(self, *exc: object) -> None:
+        self.model.train(self.was_training)
+        self.grad.__exit__(*exc)
+
+
+def gradient_noise(
+    model: EarlyExitModel,
+    node_data: Sequence[Dataset],
+    *,
+    batch_size: int,
+    pairs: ArrayLike | None = None,
+    loss_fn: LossFn | None = None,
+) -> FloatArray:
+    r"""Minibatch gradient-noise variances :math:`\sigma^2_{i,k}` at the model's parameters.
+
+    .. math::
+        \sigma^2_{i,k} = \frac1B\,\frac1{m_i}\sum_{j=1}^{m_i}\lVert g_j - \bar g\rVert^2,
+        \qquad g_j = \nabla_{P_k}\,\ell(h_k(x_j; w), y_j),
+        \quad \bar g = \frac1{m_i}\sum_{j} g_j,
+
+    the variance (trace of the covariance) of the gradient of :math:`f_{i,k}` on a minibatch
+    of :math:`B` samples drawn with replacement from node :math:`i`'s :math:`m_i` samples
+    (Lemma 2), for the loss of exit :math:`k` with respect to the part :math:`P_k` it reads.
+    Weight decay adds the same :math:`\rho w_{P_k}` to every :math:`g_j`: it does not change
+    :math:`\sigma^2`. The per-sample gradients are ``torch.func.vmap`` of ``grad`` in the
+    model's own dtype (convert the model, e.g. ``.double()``, for another); the deviations are
+    summed in float64 after centring (two passes over the node's gradients, all in memory).
+
+    Parameters
+    ----------
+    model : EarlyExitModel
+        Evaluated at its current parameters, in eval mode (its mode is restored).
+    node_data : sequence of Dataset
+    batch_size : int
+        :math:`B`.
+    pairs : array of bool (N, K), optional
+        The (node, exit) pairs to estimate, e.g. ``q > 0`` for the training populations
+        :math:`E_k`; the others are 0. Default: every pair.
+    loss_fn : callable, optional
+        Per-sample loss ``(output, y) -> (batch,)``; default ``model.loss(..., "none")``.
+
+    Returns
+    -------
+    ndarray (N, K)
+        :math:`\sigma^2_{i,k}`; 0 where not estimated and for a node with fewer than two
+        samples (all its minibatches are alike).
+
+    Examples
+    --------
+    >>> from cistheory.train.models import NestedLinear
+    >>> m = NestedLinear(1, (1,), None, bias=False)
+    >>> _ = m.blocks[0].weight.data.fill_(0.0)
+    >>> ds = Dataset(torch.ones(2, 1), torch.tensor([1.0, 3.0]))   # g_j = -y_j
+    >>> gradient_noise(m, [ds], batch_size=2).tolist()
+    [[0.5]]
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or (
+        batch_size < 1
+    ):
+        raise CISInputError("batch_size", batch_size, "must be a positive integer")
+    k_ex = model.n_exits
+    todo = _pairs(pairs, len(node_data), k_ex)
+    loss = _default_loss(model, loss_fn)
+    dtype = next(model.parameters()).dtype
+    buffers = {n: b.detach() for n, b in model.named_buffers()}
+    sigma2 = np.zeros((len(node_data), k_ex))
+    with _EvalMode(model):
+        for k in range(1, k_ex + 1):
+            names = set(model.exit_parameter_names(k))
+            part = {n: p.detach() for n, p in model.named_parameters() if n in names}
+            rest = {n: p.detach() for n, p in model.named_parameters() if n not in names}
+            per = _per_sample_grad(model, k, loss, _with_fixed(rest, buffers))
+            for i in np.flatnonzero(todo[:, k - 1]):
+                ds = node_data[int(i)]
+                if len(ds) < 2:
+                    continue
+                x = ds.x.to(dtype) if ds.x.is_floating_point() else ds.x
+                g = per(part, x, _target(ds.y, dtype))
+                flat = torch.cat([g[n].reshape(len(ds), -1) for n in sorted(g)], dim=1).double()
+                dev2 = float(((flat - flat.mean(0)) ** 2).sum(1).mean())
+                sigma2[i, k - 1] = dev2 / int(batch_size)
+    return sigma2
+
+
+def gradient_norms(
+    model: EarlyExitModel,
+    node_data: Sequence[Dataset],
+    *,
+    pairs: ArrayLike | None = None,
+    loss_fn: LossFn | None = None,
+) -> FloatArray:
+    r"""Full-batch gradient norms :math:`G_{i,k} = \lVert\nabla_{P_k} f_{i,k}(w)\rVert`.
+
+    .. math:: f_{i,k}(w) = \frac1{m_i}\sum_{j=1}^{m_i} \ell(h_k(x_j; w), y_j)
+
+    (without weight decay) at the model's current parameters: one backward pass over node
+    :math:`i`'s data, in the model's dtype, the squares of each parameter's gradient summed
+    in float64 in the order of ``named_parameters()``. A point estimate of the gradient bound
+    of Lemma 2 (the bound proper is over the whole trajectory).
+
+    Parameters
+    ----------
+    model : EarlyExitModel
+        Evaluated in eval mode (its mode is restored); its ``.grad`` are not touched.
+    node_data : sequence of Dataset
+    pairs : array of bool (N, K), optional
+        The (node, exit) pairs to compute; the others are 0. Default: every pair.
+    loss_fn : callable, optional
+        Per-sample loss ``(output, y) -> (batch,)``; default ``model.loss(..., "none")``.
+
+    Examples
+    --------
+    >>> from cistheory.train.models import NestedLinear
+    >>> m = NestedLinear(1, (1,), None, bias=False)
+    >>> _ = m.blocks[0].weight.data.fill_(0.0)
+    >>> ds = Dataset(torch.ones(2, 1), torch.tensor([1.0, 3.0]))   # gradient -mean(y)
+    >>> gradient_norms(m, [ds]).tolist()
+    [[2.0]]
+    """
+    k_ex = model.n_exits
+    todo = _pairs(pairs, len(node_data), k_ex)
+    loss = _default_loss(model, loss_fn)
+    dtype = next(model.parameters()).dtype
+    out = np.zeros((len(node_data), k_ex))
+    with _EvalMode(model):
+        for k in range(1, k_ex + 1):
+            names = set(model.exit_parameter_names(k))
+            params = [p for n, p in model.named_parameters() if n in names]
+            for i in np.flatnonzero(todo[:, k - 1]):
+                ds = node_data[int(i)]
+                if len(ds) == 0:
+                    continue
+                x = ds.x.to(dtype) if ds.x.is_floating_point() else ds.x
+                value = loss(model(x, exit=k), _target(ds.y, dtype)).mean()
+                grads = torch.autograd.grad(value, params, allow_unused=True)
+                sq = 0.0
+                for g in grads:
+                    if g is not None:
+                        sq += float((g**2).sum())
+                out[i, k - 1] = math.sqrt(sq)
+    return out
 
 
 def _weights(x: ArrayLike | None, field: str, k: int) -> FloatArray | None:
@@ -378,9 +645,60 @@ def estimate_constants(
     >>> round(est.L, 6), round(est.mu, 6)   # H_1 = diag(0.6, 0), H_2 = diag(0.6, 0.6)
     (0.6, 0.3)
     """
-    n = len(node_data)
+    frac, mk, lam_w, lt_w = _check_inputs(
+        model, node_data, q, lam, lt, batch_size, weight_decay, n_points
+    )
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    work = copy.deepcopy(model).to(dtype).eval()
+    flat = _Flat(work, node_data, frac, _default_loss(work, loss_fn), weight_decay, dtype, chunk)
+    probe = _Probe(flat, gen, power_iters, power_tol)
+    points = probe.points(int(n_points), radius)
+    sigma2, g_bound = _noise_and_gradients(flat, points, batch_size)
+    l_exit, mu_exit = _exit_curvatures(probe, mk)
+    mu = mu_t = l_t = None
+    if lam_w is not None:
+        _, mu = probe.extreme(lam_w, probe.support_mask(lam_w))
+    if lt_w is not None:
+        l_t, mu_t = probe.extreme(lt_w, probe.support_mask(lt_w))
+    het = _Heterogeneity()
+    if lt_w is not None and solve_steps > 0:
+        assert l_t is not None
+        het = _heterogeneity(probe, lt_w, l_t, mu_t, l_exit, mu_exit, int(solve_steps))
+    return EstimatedConstants(
+        L=max(l_exit),
+        L_exit=tuple(l_exit),
+        mu_exit=tuple(mu_exit),
+        mu=mu,
+        mu_t=mu_t,
+        L_t=l_t,
+        sigma2=sigma2,
+        G=g_bound,
+        Gamma=het.gamma,
+        Gamma_upper=het.gamma_upper,
+        gap0=het.gap0,
+        gap0_upper=het.gap0_upper,
+        batch_size=None if batch_size is None else int(batch_size),
+        lam=None if lam_w is None else tuple(float(x) for x in lam_w),
+        lt=None if lt_w is None else tuple(float(x) for x in lt_w),
+        power_iterations=probe.iters_used,
+    )
+
+
+def _check_inputs(
+    model: EarlyExitModel,
+    node_data: Sequence[Dataset],
+    q: ArrayLike,
+    lam: ArrayLike | None,
+    lt: ArrayLike | None,
+    batch_size: int | None,
+    weight_decay: float,
+    n_points: int,
+) -> tuple[FloatArray, FloatArray, FloatArray | None, FloatArray | None]:
+    """The checked inputs of :func:`estimate_constants`: the data fractions :math:`m_i/M_k`
+    (0 off :math:`E_k`), :math:`M_k`, and the weights ``lam`` and ``lt`` (``lt`` defaults to
+    ``lam``), each with positive weight only on exits with a training population."""
     k_ex = model.n_exits
-    qa = check_q(q, shape=(n, k_ex))
+    qa = check_q(q, shape=(len(node_data), k_ex))
     lam_w = _weights(lam, "lam", k_ex)
     lt_w = _weights(lt, "lt", k_ex) if lt is not None else lam_w
     if batch_size is not None and (int(batch_size) < 1):
@@ -400,34 +718,81 @@ def estimate_constants(
         if w is not None and ((w > 0) & (mk == 0)).any():
             k = int(np.argmax((w > 0) & (mk == 0)))
             raise CISInputError(f"{name}[{k + 1}]", float(w[k]), "exit has no training population")
-    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    return frac, mk, lam_w, lt_w
 
-    work = copy.deepcopy(model).to(dtype).eval()
-    if loss_fn is None:
-        if not hasattr(work, "loss"):
-            raise CISInputError("loss_fn", None, "the model has no .loss; pass loss_fn")
 
-        def loss_fn(out: Tensor, y: Tensor) -> Tensor:
-            res: Tensor = work.loss(out, y, reduction="none")
-            return res
+class _Probe:
+    r"""Random directions (from one generator, in a fixed order) and the extreme eigenvalues.
 
-    flat = _Flat(work, node_data, frac, loss_fn, weight_decay, dtype, chunk)
-    theta0 = flat.theta0
-    p_dim = theta0.numel()
-    iters_used = 0
+    Every estimate draws its random vectors from ``gen`` in the order
+    :func:`estimate_constants` calls them: the points, then two starts per exit, then
+    :math:`F_\lambda` and :math:`F_{\tilde\lambda}`.
+    """
 
-    def rand_dir(mask: Tensor | None = None) -> Tensor:
-        v = torch.randn(p_dim, generator=gen, dtype=torch.float64).to(dtype)
+    def __init__(
+        self, flat: _Flat, gen: torch.Generator, power_iters: int, power_tol: float
+    ) -> None:
+        self.flat = flat
+        self.gen = gen
+        self.power_iters = power_iters
+        self.power_tol = power_tol
+        self.p_dim = flat.theta0.numel()
+        self.iters_used = 0
+
+    def rand_dir(self, mask: Tensor | None = None) -> Tensor:
+        v = torch.randn(self.p_dim, generator=self.gen, dtype=torch.float64).to(
+            self.flat.theta0.dtype
+        )
         if mask is not None:
             v = v * mask
         return v
 
-    # ---- sigma^2 and G at the points
-    rad = float(radius) if radius is not None else 0.5 * max(1.0, float(theta0.norm()))
-    points = [theta0]
-    for _ in range(int(n_points) - 1):
-        d = rand_dir()
-        points.append(theta0 + rad * d / d.norm())
+    def points(self, n_points: int, radius: float | None) -> list[Tensor]:
+        """:math:`w_0` and ``n_points - 1`` random points at distance ``radius`` from it."""
+        theta0 = self.flat.theta0
+        rad = float(radius) if radius is not None else 0.5 * max(1.0, float(theta0.norm()))
+        points = [theta0]
+        for _ in range(n_points - 1):
+            d = self.rand_dir()
+            points.append(theta0 + rad * d / d.norm())
+        return points
+
+    def extreme(self, weights: FloatArray, mask: Tensor) -> tuple[float, float | None]:
+        r"""Largest and smallest (``None`` if not positive) Hessian eigenvalue at :math:`w_0`
+        of :math:`\sum_k w_k F_k` on ``mask``; the smallest by the shift
+        :math:`c = (1 + \text{margin}) L`."""
+        flat, theta0 = self.flat, self.flat.theta0
+        top, it1 = power_iteration(
+            lambda v: flat.hvp_F(theta0, weights, v) * mask,
+            self.rand_dir(mask),
+            iters=self.power_iters,
+            tol=self.power_tol,
+        )
+        top = abs(top)
+        c = (1 + _SHIFT_MARGIN) * top
+        low_shift, it2 = power_iteration(
+            lambda v: c * v - flat.hvp_F(theta0, weights, v) * mask,
+            self.rand_dir(mask),
+            iters=self.power_iters,
+            tol=self.power_tol,
+        )
+        self.iters_used = max(self.iters_used, it1, it2)
+        low = c - low_shift
+        return top, (low if low > 0 else None)
+
+    def support_mask(self, w: FloatArray) -> Tensor:
+        """Indicator of :math:`\bigcup_{k: w_k > 0} P_k`, in the working dtype."""
+        mask = torch.zeros(self.p_dim, dtype=torch.bool)
+        for k in np.flatnonzero(w > 0):
+            mask |= self.flat.masks[int(k)]
+        return mask.to(self.flat.theta0.dtype)
+
+
+def _noise_and_gradients(
+    flat: _Flat, points: Sequence[Tensor], batch_size: int | None
+) -> tuple[FloatArray, FloatArray]:
+    r""":math:`\sigma^2_{i,k}` and :math:`G_{i,k}` (weight decay included), maxima over points."""
+    n, k_ex = len(flat.data), flat.k
     sigma2 = np.zeros((n, k_ex))
     g_bound = np.zeros((n, k_ex))
     for th in points:
@@ -436,30 +801,15 @@ def estimate_constants(
                 mean, var = flat.sample_moments(th, i, k)
                 full = mean + flat.rho * th * flat.masks[k - 1]
                 g_bound[i, k - 1] = max(g_bound[i, k - 1], float(full.norm()))
-                if batch_size is not None and len(node_data[i]) > 1:
+                if batch_size is not None and flat.data[i][0].shape[0] > 1:
                     sigma2[i, k - 1] = max(sigma2[i, k - 1], var / int(batch_size))
+    return sigma2, g_bound
 
-    # ---- smoothness and strong convexity at theta0
-    def extreme(weights: FloatArray, mask: Tensor) -> tuple[float, float | None]:
-        nonlocal iters_used
-        top, it1 = power_iteration(
-            lambda v: flat.hvp_F(theta0, weights, v) * mask,
-            rand_dir(mask),
-            iters=power_iters,
-            tol=power_tol,
-        )
-        top = abs(top)
-        c = (1 + _SHIFT_MARGIN) * top
-        low_shift, it2 = power_iteration(
-            lambda v: c * v - flat.hvp_F(theta0, weights, v) * mask,
-            rand_dir(mask),
-            iters=power_iters,
-            tol=power_tol,
-        )
-        iters_used = max(iters_used, it1, it2)
-        low = c - low_shift
-        return top, (low if low > 0 else None)
 
+def _exit_curvatures(probe: _Probe, mk: FloatArray) -> tuple[list[float], list[float | None]]:
+    r""":math:`L_k` and :math:`\mu_k` of each :math:`F_k` on :math:`P_k` (0 and ``None`` for an
+    exit without training population)."""
+    k_ex = probe.flat.k
     l_exit: list[float] = []
     mu_exit: list[float | None] = []
     for k in range(k_ex):
@@ -469,73 +819,69 @@ def estimate_constants(
             l_exit.append(0.0)
             mu_exit.append(None)
             continue
-        top, low = extreme(e, flat.masks[k])
+        top, low = probe.extreme(e, probe.flat.masks[k])
         l_exit.append(top)
         mu_exit.append(low)
-    big_l = max(l_exit)
+    return l_exit, mu_exit
 
-    def support_mask(w: FloatArray) -> Tensor:
-        mask = torch.zeros(p_dim, dtype=torch.bool)
-        for k in np.flatnonzero(w > 0):
-            mask |= flat.masks[int(k)]
-        return mask.to(dtype)
 
-    mu = mu_t = l_t = None
-    if lam_w is not None:
-        _, mu = extreme(lam_w, support_mask(lam_w))
-    if lt_w is not None:
-        l_t, mu_t = extreme(lt_w, support_mask(lt_w))
+@dataclass(frozen=True)
+class _Heterogeneity:
+    r""":math:`\Gamma`, the initial gap, and their PL-certified upper bounds (``None``: unknown)."""
 
-    # ---- Gamma and gap0 from local solves
-    gamma_hat = gamma_up = gap_hat = gap_up = None
-    if lt_w is not None and solve_steps > 0:
-        assert l_t is not None
+    gamma: float | None = None
+    gamma_upper: float | None = None
+    gap0: float | None = None
+    gap0_upper: float | None = None
 
-        def descend(weights: FloatArray, step_l: float, mask: Tensor) -> tuple[float, float]:
-            th = theta0.clone()
-            for _ in range(int(solve_steps)):
-                th = th - (1.0 / step_l) * flat.grad_F(th, weights) * mask
-            with torch.no_grad():
-                val = float(flat.F(th, weights))
-            gn = float((flat.grad_F(th, weights) * mask).norm())
-            return val, gn
 
-        f_t, gn_t = descend(lt_w, l_t, support_mask(lt_w))
-        with torch.no_grad():
-            f_t0 = float(flat.F(theta0, lt_w))
-        inf_sum = 0.0
-        inf_sum_low: float | None = 0.0
-        for k in (int(j) for j in np.flatnonzero(lt_w > 0)):
-            e = np.zeros(k_ex)
-            e[k] = 1.0
-            fk, gnk = descend(e, l_exit[k], flat.masks[k].to(dtype))
-            inf_sum += lt_w[k] * fk
-            if inf_sum_low is not None and mu_exit[k] is not None:
-                inf_sum_low += lt_w[k] * (fk - gnk**2 / (2 * mu_exit[k]))  # type: ignore[operator]
-            else:
-                inf_sum_low = None
-        gamma_hat = f_t - inf_sum
-        gap_hat = f_t0 - f_t
-        if mu_t is not None:
-            f_t_low = f_t - gn_t**2 / (2 * mu_t)
-            gap_up = f_t0 - f_t_low
-            if inf_sum_low is not None:
-                gamma_up = f_t - inf_sum_low
-    return EstimatedConstants(
-        L=big_l,
-        L_exit=tuple(l_exit),
-        mu_exit=tuple(mu_exit),
-        mu=mu,
-        mu_t=mu_t,
-        L_t=l_t,
-        sigma2=sigma2,
-        G=g_bound,
-        Gamma=gamma_hat,
-        Gamma_upper=gamma_up,
-        gap0=gap_hat,
-        gap0_upper=gap_up,
-        batch_size=None if batch_size is None else int(batch_size),
-        lam=None if lam_w is None else tuple(float(x) for x in lam_w),
-        lt=None if lt_w is None else tuple(float(x) for x in lt_w),
-        power_iterations=iters_used,
-    )
+def _descend(
+    flat: _Flat, weights: FloatArray, step_l: float, mask: Tensor, steps: int
+) -> tuple[float, float]:
+    r"""``steps`` gradient steps of size :math:`1/L` on :math:`\sum_k w_k F_k` from :math:`w_0`
+    (on ``mask``); the final value and gradient norm."""
+    th = flat.theta0.clone()
+    for _ in range(steps):
+        th = th - (1.0 / step_l) * flat.grad_F(th, weights) * mask
+    with torch.no_grad():
+        val = float(flat.F(th, weights))
+    gn = float((flat.grad_F(th, weights) * mask).norm())
+    return val, gn
+
+
+def _heterogeneity(
+    probe: _Probe,
+    lt_w: FloatArray,
+    l_t: float,
+    mu_t: float | None,
+    l_exit: Sequence[float],
+    mu_exit: Sequence[float | None],
+    steps: int,
+) -> _Heterogeneity:
+    r""":math:`\Gamma = F_{\tilde\lambda}(\tilde w^*) - \sum_k \tilde\lambda_k \inf F_k` and
+    :math:`F_{\tilde\lambda}(w_0) - F_{\tilde\lambda}^*` from local solves; the certified
+    bounds use :math:`\inf F \ge F(\hat w) - \lVert\nabla F(\hat w)\rVert^2/(2\mu)`."""
+    flat = probe.flat
+    k_ex = flat.k
+    f_t, gn_t = _descend(flat, lt_w, l_t, probe.support_mask(lt_w), steps)
+    with torch.no_grad():
+        f_t0 = float(flat.F(flat.theta0, lt_w))
+    inf_sum = 0.0
+    inf_sum_low: float | None = 0.0
+    for k in (int(j) for j in np.flatnonzero(lt_w > 0)):
+        e = np.zeros(k_ex)
+        e[k] = 1.0
+        fk, gnk = _descend(flat, e, l_exit[k], flat.masks[k].to(flat.theta0.dtype), steps)
+        inf_sum += lt_w[k] * fk
+        mu_k = mu_exit[k]
+        if inf_sum_low is not None and mu_k is not None:
+            inf_sum_low += lt_w[k] * (fk - gnk**2 / (2 * mu_k))
+        else:
+            inf_sum_low = None
+    gamma_up = gap_up = None
+    if mu_t is not None:
+        f_t_low = f_t - gn_t**2 / (2 * mu_t)
+        gap_up = f_t0 - f_t_low
+        if inf_sum_low is not None:
+            gamma_up = f_t - inf_sum_low
+    return _Heterogeneity(f_t - inf_sum, gamma_up, f_t0 - f_t, gap_up)

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._arrays import FloatArray, IntArray
+from .._arrays import BoolArray, FloatArray, IntArray
 from ..errors import CISInputError
 from ..system.tree import CIS
 
@@ -169,7 +169,7 @@ class CISEvaluation:
     arrival_node: IntArray
     served_by: IntArray
     served_exit: IntArray
-    correct: NDArray[np.bool_]
+    correct: BoolArray
     node_served: IntArray
     node_correct: IntArray
     exit_served: IntArray
@@ -261,6 +261,22 @@ def evaluate_cis(
     >>> ev.served_by.tolist(), ev.shares.tolist()
     ([1, 0], [0.5, 0.5])
     """
+    z, y = _check_outputs(cis, exit_outputs, labels)
+    n_test = z.shape[0]
+    ent = normalised_entropy(z, kind=kind)  # (N_test, K)
+    pred_correct = np.asarray(z, dtype=np.float64).argmax(axis=-1) == y[:, None]  # (N_test, K)
+    if arrival_node is None:
+        where = assign_arrivals(cis, n_test, rng=rng)
+    else:
+        where = _check_arrivals(cis, arrival_node, n_test)
+    served_by = _route(cis, where, ent)
+    return _score(cis, where.copy(), served_by, pred_correct)
+
+
+def _check_outputs(
+    cis: CIS, exit_outputs: ArrayLike, labels: ArrayLike
+) -> tuple[NDArray[Any], IntArray]:
+    """The outputs (N_test, K, C) and the integer labels, checked against each other."""
     z = _to_numpy(exit_outputs, "exit_outputs")
     if z.ndim != 3:
         raise CISInputError("exit_outputs", z.shape, "expected shape (N_test, K, C)")
@@ -278,29 +294,36 @@ def evaluate_cis(
     if ((y < 0) | (y >= n_cls)).any():
         bad = int(y[(y < 0) | (y >= n_cls)][0])
         raise CISInputError("labels", bad, f"a label must lie in 0..{n_cls - 1}")
-    ent = normalised_entropy(z, kind=kind)  # (N_test, K)
-    pred_correct = np.asarray(z, dtype=np.float64).argmax(axis=-1) == y[:, None]  # (N_test, K)
+    return z, y
 
-    if arrival_node is None:
-        where = assign_arrivals(cis, n_test, rng=rng)
-    else:
-        where_f = _to_numpy(arrival_node, "arrival_node")
-        if where_f.shape != (n_test,) or not np.issubdtype(where_f.dtype, np.integer):
-            raise CISInputError("arrival_node", where_f.shape, f"expected {n_test} node indices")
-        where = where_f.astype(np.int64)
-        out_of_range = (where < 0) | (where >= cis.n_nodes)
-        if out_of_range.any():
-            raise CISInputError("arrival_node", int(where[out_of_range][0]), "unknown node index")
-        no_rate = cis.arrival[where] <= 0
-        if no_rate.any():
-            i = int(where[no_rate][0])
-            raise CISInputError(
-                f"arrival_node[{int(np.argmax(no_rate))}]",
-                cis.node_ids[i],
-                "requests can only arrive at a node with a positive arrival rate",
-            )
-    arrival = where.copy()
 
+def _check_arrivals(cis: CIS, arrival_node: ArrayLike, n_test: int) -> IntArray:
+    """Given arrival nodes: one known node with a positive arrival rate per request."""
+    where_f = _to_numpy(arrival_node, "arrival_node")
+    if where_f.shape != (n_test,) or not np.issubdtype(where_f.dtype, np.integer):
+        raise CISInputError("arrival_node", where_f.shape, f"expected {n_test} node indices")
+    where = where_f.astype(np.int64)
+    out_of_range = (where < 0) | (where >= cis.n_nodes)
+    if out_of_range.any():
+        raise CISInputError("arrival_node", int(where[out_of_range][0]), "unknown node index")
+    no_rate = cis.arrival[where] <= 0
+    if no_rate.any():
+        i = int(where[no_rate][0])
+        raise CISInputError(
+            f"arrival_node[{int(np.argmax(no_rate))}]",
+            cis.node_ids[i],
+            "requests can only arrive at a node with a positive arrival rate",
+        )
+    return where
+
+
+def _route(cis: CIS, where: IntArray, ent: FloatArray) -> IntArray:
+    """The node answering each request (-1: dropped), leaves first, easiest first.
+
+    Level by level from the deepest: at each node, its queue sorted by entropy at its exit
+    (ties by request index); the first ``round(n_i s_i / inflow_i)`` are answered, the rest
+    go to the parent (the root's parent is -1: dropped).
+    """
     serving = cis.serving
     with np.errstate(divide="ignore", invalid="ignore"):
         frac = np.where(serving.inflow > 0, serving.served / serving.inflow, 0.0)
@@ -308,7 +331,7 @@ def evaluate_cis(
 
     depth = cis.depth
     cap = cis.capacity
-    served_by = np.full(n_test, -1, dtype=np.int64)
+    served_by = np.full(where.size, -1, dtype=np.int64)
     # `at` = node currently holding each request, -1 once answered
     at = where.copy()
     for d in range(int(depth.max()), -1, -1):
@@ -328,7 +351,15 @@ def evaluate_cis(
         at[live[answer]] = -1
         fwd = live[~answer]
         at[fwd] = cis.parent[node[~answer]]  # the root's parent is -1: dropped
+    return served_by
 
+
+def _score(
+    cis: CIS, arrival: IntArray, served_by: IntArray, pred_correct: BoolArray
+) -> CISEvaluation:
+    """Counts and accuracies of the answers (``pred_correct``: (N_test, K) per exit)."""
+    n_test = served_by.size
+    cap = cis.capacity
     answered = served_by >= 0
     served_exit = np.where(answered, cap[np.maximum(served_by, 0)], 0).astype(np.int64)
     correct = np.zeros(n_test, dtype=bool)

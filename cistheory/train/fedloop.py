@@ -37,7 +37,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -97,6 +97,15 @@ class StepSchedule:
             raise CISInputError("gamma", self.gamma, "must be > 0 (eta_0 = b / gamma)")
         if self.kind == "cosine" and not 0 <= self.final <= self.lr:
             raise CISInputError("final", self.final, "must lie in [0, lr]")
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary of the fields."""
+        return {
+            "kind": self.kind,
+            "lr": float(self.lr),
+            "gamma": float(self.gamma),
+            "final": float(self.final),
+        }
 
     def __call__(self, t: int, rounds: int) -> float:
         """Step size of round ``t`` (0-based) of ``rounds``."""
@@ -190,11 +199,31 @@ class FedConfig:
             raise CISInputError("tau", list(self.tau), f"expected one value per node ({n_nodes})")
         return np.asarray(self.tau, dtype=np.int64)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dictionary."""
-        out = asdict(self)
-        out["tau"] = self.tau if isinstance(self.tau, int) else list(self.tau)
-        return out
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (``lr`` a float or the schedule's fields, ``tau`` an int
+        or a list).
+
+        Examples
+        --------
+        >>> FedConfig(rounds=2, tau=(1, 2)).as_dict()["tau"]
+        [1, 2]
+        """
+        tau = self.tau
+        return {
+            "rounds": int(self.rounds),
+            "tau": int(tau) if isinstance(tau, int | np.integer) else [int(t) for t in tau],
+            "lr": self.lr.as_dict() if isinstance(self.lr, StepSchedule) else float(self.lr),
+            "server_lr": float(self.server_lr),
+            "batch_size": None if self.batch_size is None else int(self.batch_size),
+            "weight_decay": float(self.weight_decay),
+            "momentum": float(self.momentum),
+            "aggregation": self.aggregation,
+            "selection_seed": int(self.selection_seed),
+            "batch_seed": int(self.batch_seed),
+            "init_seed": None if self.init_seed is None else int(self.init_seed),
+            "vectorised": bool(self.vectorised),
+            "eval_every": int(self.eval_every),
+        }
 
 
 def _pos_int(v: Any, name: str) -> None:
@@ -230,6 +259,25 @@ class RoundRecord:
     objectives: list[float | None] | None = None
     objective_lt: float | None = None
 
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (``picks``, the longest, last); ``RoundRecord(**d)`` reads it.
+
+        Examples
+        --------
+        >>> RoundRecord(0, 0.1, [1.0], [1, 0]).as_dict()["picks"]
+        [1, 0]
+        """
+        return {
+            "round": int(self.round),
+            "lr": float(self.lr),
+            "lt": [float(x) for x in self.lt],
+            "objectives": None
+            if self.objectives is None
+            else [None if v is None else float(v) for v in self.objectives],
+            "objective_lt": None if self.objective_lt is None else float(self.objective_lt),
+            "picks": [int(p) for p in self.picks],
+        }
+
 
 @dataclass
 class LoopState:
@@ -241,6 +289,21 @@ class LoopState:
     batch_generator: torch.Generator
     history: list[RoundRecord] = field(default_factory=list)
 
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary: the model's ``state_dict`` as nested lists, the selection
+        generator's bit-generator state, the batch generator's state as a list of bytes.
+
+        (A checkpoint, :func:`cistheory.train.checkpoint.save_checkpoint`, keeps the tensors
+        and their dtypes instead.)
+        """
+        return {
+            "rounds_done": int(self.rounds_done),
+            "model": _tensors_as_lists(self.model.state_dict()),
+            "selection_rng": _plain(self.selection_rng.bit_generator.state),
+            "batch_generator": [int(b) for b in self.batch_generator.get_state().tolist()],
+            "history": [r.as_dict() for r in self.history],
+        }
+
 
 @dataclass
 class TrainResult:
@@ -251,6 +314,33 @@ class TrainResult:
     config: FedConfig
     q: np.ndarray
     rounds_done: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (the ``state_dict`` as nested lists)."""
+        return {
+            "rounds_done": int(self.rounds_done),
+            "config": self.config.as_dict(),
+            "q": np.asarray(self.q, dtype=np.float64).tolist(),
+            "history": [r.as_dict() for r in self.history],
+            "state_dict": _tensors_as_lists(self.state_dict),
+        }
+
+
+def _tensors_as_lists(tensors: Mapping[str, Tensor]) -> dict[str, Any]:
+    return {name: t.detach().cpu().tolist() for name, t in tensors.items()}
+
+
+def _plain(x: Any) -> Any:
+    """A nested structure of dicts, lists and numpy scalars as plain Python values."""
+    if isinstance(x, Mapping):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return x
 
 
 def select_exits(q: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -484,18 +574,65 @@ def run_federated(
     >>> run_federated(m, [ds], [[1.0]], [1.0], cfg).state_dict["blocks.0.weight"].item()
     1.0
     """
-    n, kk = len(node_data), model.n_exits
-    if n == 0:
-        raise CISInputError("node_data", [], "need at least one node")
-    qa = check_q(q, shape=(n, kk))
-    part = _participation(qa, node_data)
-    steps_all = config.node_steps(n)
-    sched = config.schedule
-    if config.vectorised and any(True for _ in model.buffers()):
-        raise CISInputError("vectorised", True, "the model has buffers (batch norm); use the loop")
-    padded = _Padded(node_data) if config.vectorised else None
-    worker = None if config.vectorised else copy.deepcopy(model)
+    setup = _LoopSetup.build(model, node_data, q, config)
+    state = _initial_state(model, config, resume)
+    start = state.rounds_done
+    end = config.rounds if stop_after is None else min(config.rounds, start + int(stop_after))
+    for t in range(start, end):
+        rec = _one_round(setup, state, lt, t)
+        state.history.append(rec)
+        state.rounds_done = t + 1
+        if callback is not None:
+            snapshot = LoopState(
+                state.rounds_done, model, state.selection_rng, state.batch_generator, state.history
+            )
+            if callback(snapshot):
+                break
+    return TrainResult(
+        state_dict={nm: v.detach().clone() for nm, v in model.state_dict().items()},
+        history=state.history,
+        config=config,
+        q=setup.q,
+        rounds_done=state.rounds_done,
+    )
 
+
+@dataclass
+class _LoopSetup:
+    """What stays fixed over the rounds of :func:`run_federated`."""
+
+    model: EarlyExitModel
+    node_data: Sequence[Dataset]
+    q: np.ndarray
+    part: Participation
+    steps: np.ndarray
+    config: FedConfig
+    padded: _Padded | None
+    worker: EarlyExitModel | None
+
+    @classmethod
+    def build(
+        cls, model: EarlyExitModel, node_data: Sequence[Dataset], q: ArrayLike, config: FedConfig
+    ) -> _LoopSetup:
+        n, kk = len(node_data), model.n_exits
+        if n == 0:
+            raise CISInputError("node_data", [], "need at least one node")
+        qa = check_q(q, shape=(n, kk))
+        part = _participation(qa, node_data)
+        steps_all = config.node_steps(n)
+        if config.vectorised and any(True for _ in model.buffers()):
+            raise CISInputError(
+                "vectorised", True, "the model has buffers (batch norm); use the loop"
+            )
+        padded = _Padded(node_data) if config.vectorised else None
+        worker = None if config.vectorised else copy.deepcopy(model)
+        return cls(model, node_data, qa, part, steps_all, config, padded, worker)
+
+
+def _initial_state(
+    model: EarlyExitModel, config: FedConfig, resume: Mapping[str, Any] | None
+) -> LoopState:
+    """The generators seeded, or the state of a checkpoint restored; the model in train mode."""
     sel = np.random.default_rng(config.selection_seed)
     gen = torch.Generator().manual_seed(config.batch_seed)
     history: list[RoundRecord] = []
@@ -509,81 +646,137 @@ def run_federated(
     elif config.init_seed is not None:
         model.reset_parameters(torch.Generator().manual_seed(config.init_seed))
     model.train()
+    return LoopState(start, model, sel, gen, history)
 
-    end = config.rounds if stop_after is None else min(config.rounds, start + int(stop_after))
-    done = start
-    params = dict(model.named_parameters())
-    buffers = dict(model.named_buffers())
-    for t in range(start, end):
-        lt_t = _resolve_lt(lt, t, kk)
-        weights = aggregation_weights(part, lt_t, config.aggregation)
-        lr = sched(t, config.rounds)
-        picks = select_exits(qa, sel)
-        picked = np.flatnonzero(picks)
-        u_all = None
-        if config.batch_size is not None and picked.size:
-            u_all = torch.rand(
-                (picked.size, int(steps_all[picked].max()), config.batch_size),
-                generator=gen,
-                dtype=torch.float64,
-            )
-        agg = {nm: torch.zeros_like(p) for nm, p in params.items()}
-        buf_sum: dict[str, Tensor] = {}
-        buf_mass: dict[str, float] = {}
-        if config.vectorised:
-            assert padded is not None
-            for k in range(1, kk + 1):
-                rows = np.flatnonzero(picks[picked] == k)
-                if rows.size == 0:
-                    continue
-                nodes = picked[rows]
-                u_k = None if u_all is None else u_all[torch.as_tensor(rows)]
-                deltas = _local_vmap(model, k, nodes, padded, steps_all[nodes], u_k, lr, config)
-                w = torch.as_tensor(weights[nodes, k - 1], dtype=torch.float64)
-                for nm, dl in deltas.items():
-                    agg[nm] += torch.tensordot(w.to(dl.dtype), dl, dims=1)
-        else:
-            assert worker is not None
-            for r, i in enumerate(picked):
-                k = int(picks[i])
-                u_i = None if u_all is None else u_all[r]
-                delta, bufs = _local_loop(
-                    model, worker, k, node_data[int(i)], int(steps_all[i]), u_i, lr, config
-                )
-                w_ik = float(weights[i, k - 1])
-                for nm, dl in delta.items():
-                    agg[nm] += w_ik * dl
-                for nm, b in bufs.items():
-                    if b.is_floating_point():
-                        buf_sum[nm] = buf_sum.get(nm, torch.zeros_like(b)) + part.data[i] * b
-                        buf_mass[nm] = buf_mass.get(nm, 0.0) + float(part.data[i])
-                    else:
-                        buf_sum[nm] = torch.maximum(buf_sum.get(nm, b), b)
+
+def _one_round(
+    setup: _LoopSetup, state: LoopState, lt: ArrayLike | Callable[[int], ArrayLike], t: int
+) -> RoundRecord:
+    """Round ``t``: picks, minibatch draws, the clients' updates, aggregation, the record."""
+    config, model = setup.config, setup.model
+    lt_t = _resolve_lt(lt, t, model.n_exits)
+    weights = aggregation_weights(setup.part, lt_t, config.aggregation)
+    lr = config.schedule(t, config.rounds)
+    picks = select_exits(setup.q, state.selection_rng)
+    picked = np.flatnonzero(picks)
+    u_all = None
+    if config.batch_size is not None and picked.size:
+        u_all = torch.rand(
+            (picked.size, int(setup.steps[picked].max()), config.batch_size),
+            generator=state.batch_generator,
+            dtype=torch.float64,
+        )
+    upd = _Update.zeros(model)
+    if config.vectorised:
+        _vmap_clients(setup, upd, picks, picked, u_all, weights, lr)
+    else:
+        _loop_clients(setup, upd, picks, picked, u_all, weights, lr)
+    upd.apply(model, config.server_lr)
+    return _record(setup, t, lr, lt_t, picks)
+
+
+@dataclass
+class _Update:
+    """The server's aggregate of one round: parameter deltas and batch-norm statistics."""
+
+    agg: dict[str, Tensor]
+    buf_sum: dict[str, Tensor] = field(default_factory=dict)
+    buf_mass: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def zeros(cls, model: EarlyExitModel) -> _Update:
+        return cls({nm: torch.zeros_like(p) for nm, p in model.named_parameters()})
+
+    def add_buffers(self, bufs: Mapping[str, Tensor], mass: float) -> None:
+        """Floating statistics: ``mass``-weighted sums; integer counters: the maximum."""
+        for nm, b in bufs.items():
+            if b.is_floating_point():
+                self.buf_sum[nm] = self.buf_sum.get(nm, torch.zeros_like(b)) + mass * b
+                self.buf_mass[nm] = self.buf_mass.get(nm, 0.0) + float(mass)
+            else:
+                self.buf_sum[nm] = torch.maximum(self.buf_sum.get(nm, b), b)
+
+    def apply(self, model: EarlyExitModel, server_lr: float) -> None:
+        r""":math:`w \leftarrow w + \eta_s\,\text{agg}`; buffers to the weighted means."""
+        params = dict(model.named_parameters())
+        buffers = dict(model.named_buffers())
         with torch.no_grad():
             for nm, p in params.items():
-                p.add_(agg[nm], alpha=config.server_lr)
-            for nm, b in buf_sum.items():
-                buffers[nm].copy_(b / buf_mass[nm] if nm in buf_mass else b)
-        rec = RoundRecord(round=t, lr=lr, lt=lt_t.tolist(), picks=picks.tolist())
-        if config.eval_every and ((t + 1) % config.eval_every == 0 or t + 1 == config.rounds):
-            fk = exit_objectives(model, node_data, qa)
-            rec.objectives = fk
-            used = [(float(lt_t[k]), fk[k]) for k in range(len(fk)) if lt_t[k] > 0]
-            total = 0.0
-            for weight, value in used:
-                if value is None:  # an exit with weight but no data: F_lt is undefined
-                    break
-                total += weight * value
-            else:
-                rec.objective_lt = total
-        history.append(rec)
-        done = t + 1
-        if callback is not None and callback(LoopState(done, model, sel, gen, history)):
-            break
-    return TrainResult(
-        state_dict={nm: v.detach().clone() for nm, v in model.state_dict().items()},
-        history=history,
-        config=config,
-        q=qa,
-        rounds_done=done,
-    )
+                p.add_(self.agg[nm], alpha=server_lr)
+            for nm, b in self.buf_sum.items():
+                buffers[nm].copy_(b / self.buf_mass[nm] if nm in self.buf_mass else b)
+
+
+def _vmap_clients(
+    setup: _LoopSetup,
+    upd: _Update,
+    picks: np.ndarray,
+    picked: np.ndarray,
+    u_all: Tensor | None,
+    weights: np.ndarray,
+    lr: float,
+) -> None:
+    """The picked clients of each exit at once (vmap); their weighted deltas into ``upd``."""
+    assert setup.padded is not None
+    for k in range(1, setup.model.n_exits + 1):
+        rows = np.flatnonzero(picks[picked] == k)
+        if rows.size == 0:
+            continue
+        nodes = picked[rows]
+        u_k = None if u_all is None else u_all[torch.as_tensor(rows)]
+        deltas = _local_vmap(
+            setup.model, k, nodes, setup.padded, setup.steps[nodes], u_k, lr, setup.config
+        )
+        w = torch.as_tensor(weights[nodes, k - 1], dtype=torch.float64)
+        for nm, dl in deltas.items():
+            upd.agg[nm] += torch.tensordot(w.to(dl.dtype), dl, dims=1)
+
+
+def _loop_clients(
+    setup: _LoopSetup,
+    upd: _Update,
+    picks: np.ndarray,
+    picked: np.ndarray,
+    u_all: Tensor | None,
+    weights: np.ndarray,
+    lr: float,
+) -> None:
+    """The picked clients one after the other (torch.optim.SGD); deltas and buffers into ``upd``."""
+    assert setup.worker is not None
+    for r, i in enumerate(picked):
+        k = int(picks[i])
+        u_i = None if u_all is None else u_all[r]
+        delta, bufs = _local_loop(
+            setup.model,
+            setup.worker,
+            k,
+            setup.node_data[int(i)],
+            int(setup.steps[i]),
+            u_i,
+            lr,
+            setup.config,
+        )
+        w_ik = float(weights[i, k - 1])
+        for nm, dl in delta.items():
+            upd.agg[nm] += w_ik * dl
+        upd.add_buffers(bufs, setup.part.data[i])
+
+
+def _record(
+    setup: _LoopSetup, t: int, lr: float, lt_t: np.ndarray, picks: np.ndarray
+) -> RoundRecord:
+    r"""The round's record, with :math:`F_k(w_{t+1})` and :math:`F_{\tilde\lambda}` when due."""
+    config = setup.config
+    rec = RoundRecord(round=t, lr=lr, lt=lt_t.tolist(), picks=picks.tolist())
+    if config.eval_every and ((t + 1) % config.eval_every == 0 or t + 1 == config.rounds):
+        fk = exit_objectives(setup.model, setup.node_data, setup.q)
+        rec.objectives = fk
+        used = [(float(lt_t[k]), fk[k]) for k in range(len(fk)) if lt_t[k] > 0]
+        total = 0.0
+        for weight, value in used:
+            if value is None:  # an exit with weight but no data: F_lt is undefined
+                break
+            total += weight * value
+        else:
+            rec.objective_lt = total
+    return rec

@@ -21,10 +21,10 @@ import torch
 from .._io import atomic_write_bytes
 from ..errors import CISInputError
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import build_experiment, config_digest
+from .config import Experiment, build_experiment, config_digest
 from .data import Dataset
 from .evaluate import evaluate_cis
-from .fedloop import LoopState, RoundRecord, exit_objectives, run_federated
+from .fedloop import LoopState, RoundRecord, TrainResult, exit_objectives, run_federated
 from .models import EarlyExitModel
 
 __all__ = ["run_training"]
@@ -32,14 +32,9 @@ __all__ = ["run_training"]
 _CHECKPOINT = "checkpoint.pt"
 
 
+@torch.no_grad()
 def _test_metrics(model: EarlyExitModel, test: Dataset, chunk: int = 512) -> dict[str, Any]:
-    with torch.no_grad():
-        return _test_metrics_nograd(model, test, chunk, np)
-
-
-def _test_metrics_nograd(
-    model: EarlyExitModel, test: Dataset, chunk: int, np: Any
-) -> dict[str, Any]:
+    """Per-exit test accuracy (classification) or mean squared error (regression)."""
     model.eval()
     k = model.n_exits
     correct = np.zeros(k)
@@ -127,25 +122,13 @@ def run_training(
     out.mkdir(parents=True, exist_ok=True)
     digest = config_digest(cfg)
     exp = build_experiment(cfg)
-    ck = None
-    if resume:
-        ck = load_checkpoint(out / _CHECKPOINT)
-        if ck["meta"].get("config_digest") != digest:
-            raise CISInputError(
-                "--resume", str(out / _CHECKPOINT), "the checkpoint is of another configuration"
-            )
+    ck = _checkpoint_to_resume(out, digest) if resume else None
     total = exp.fed.rounds
-    every = int(cfg["checkpoint_every"])
     start = int(ck["rounds_done"]) if ck else 0
     target = total if stop_after is None else min(total, start + stop_after)
-
-    def callback(state: LoopState) -> None:
-        done = state.rounds_done
-        if done % every == 0 or done in {total, target}:
-            save_checkpoint(out / _CHECKPOINT, state, meta={"config_digest": digest})
-        if on_round is not None:
-            on_round(state, total)
-
+    callback = _checkpointing(
+        out, digest, int(cfg["checkpoint_every"]), {total, target}, total, on_round
+    )
     res = run_federated(
         exp.model,
         exp.node_data,
@@ -156,6 +139,46 @@ def run_training(
         resume=ck,
         stop_after=stop_after,
     )
+    results = _results(cfg, digest, exp, res)
+    _write_outputs(out, results, res, exp.model.n_exits)
+    return results
+
+
+def _checkpoint_to_resume(out: Path, digest: str) -> dict[str, Any]:
+    """The checkpoint in ``out``, refused unless it is of the configuration ``digest``."""
+    ck = load_checkpoint(out / _CHECKPOINT)
+    if ck["meta"].get("config_digest") != digest:
+        raise CISInputError(
+            "--resume", str(out / _CHECKPOINT), "the checkpoint is of another configuration"
+        )
+    return ck
+
+
+def _checkpointing(
+    out: Path,
+    digest: str,
+    every: int,
+    always: set[int],
+    total: int,
+    on_round: Callable[[LoopState, int], None] | None,
+) -> Callable[[LoopState], None]:
+    """The loop's callback: a checkpoint every ``every`` rounds and after the rounds in
+    ``always``, then ``on_round``."""
+
+    def callback(state: LoopState) -> None:
+        done = state.rounds_done
+        if done % every == 0 or done in always:
+            save_checkpoint(out / _CHECKPOINT, state, meta={"config_digest": digest})
+        if on_round is not None:
+            on_round(state, total)
+
+    return callback
+
+
+def _results(
+    cfg: Mapping[str, Any], digest: str, exp: Experiment, res: TrainResult
+) -> dict[str, Any]:
+    """The ``results.json`` document of a run."""
     fk = exit_objectives(exp.model, exp.node_data, exp.participation.q)
     results: dict[str, Any] = {
         "config": dict(cfg),
@@ -166,30 +189,22 @@ def run_training(
         "q": exp.participation.q.tolist(),
         "node_samples": [len(d) for d in exp.node_data],
         "rounds_done": res.rounds_done,
-        "complete": res.rounds_done == total,
+        "complete": res.rounds_done == exp.fed.rounds,
         "final_objectives": fk,
-        "history": [
-            {
-                "round": r.round,
-                "lr": r.lr,
-                "lt": r.lt,
-                "objectives": r.objectives,
-                "objective_lt": r.objective_lt,
-                "picks": r.picks,
-            }
-            for r in res.history
-        ],
+        "history": [r.as_dict() for r in res.history],
     }
     if exp.test is not None and len(exp.test):
         results.update(_test_metrics(exp.model, exp.test))
         if exp.model.task == "classification":
             seed = int(cfg.get("seeds", {}).get("data", 0))
             results.update(_cis_metrics(exp.model, exp.test, exp.cis, seed))
-    atomic_write_bytes(out / "results.json", (json.dumps(results, indent=1) + "\n").encode())
-    atomic_write_bytes(out / "history.csv", _history_csv(res.history, exp.model.n_exits).encode())
-    buf = io.BytesIO()
-    torch.save(res.state_dict, buf)
-    atomic_write_bytes(out / "model.pt", buf.getvalue())
     return results
 
 
+def _write_outputs(out: Path, results: dict[str, Any], res: TrainResult, k: int) -> None:
+    """``results.json``, ``history.csv`` and ``model.pt``, each written atomically."""
+    atomic_write_bytes(out / "results.json", (json.dumps(results, indent=1) + "\n").encode())
+    atomic_write_bytes(out / "history.csv", _history_csv(res.history, k).encode())
+    buf = io.BytesIO()
+    torch.save(res.state_dict, buf)
+    atomic_write_bytes(out / "model.pt", buf.getvalue())

@@ -233,7 +233,8 @@ def symbolic_zero(
     unit: Sequence[Any] = (),
     detail: str = "",
 ) -> CheckResult:
-    """Prove ``expr == 0`` with sympy (three-valued) and record a numeric residual.
+    """Prove ``expr == 0`` with sympy (three-valued, :func:`cistheory.symbolic.prove_equal`,
+    the project's one sympy check) and record a numeric residual.
 
     Parameters
     ----------
@@ -248,8 +249,9 @@ def symbolic_zero(
     """
     import sympy as sp
 
-    simplified = sp.simplify(expr)
-    verdict = simplified.equals(0)
+    from cistheory.symbolic import prove_equal
+
+    verdict = prove_equal(expr, 0)
     proved = verdict is True
     f = sp.lambdify(list(symbols), expr, modules="numpy")
     worst = 0.0

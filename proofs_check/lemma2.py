@@ -113,9 +113,11 @@ def _symbolic(rng: np.random.Generator) -> list[CheckResult]:
     return out
 
 
-def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], list[Tightness]]:
-    """Lemma 2 checks: symbolic expansion, enumeration, shipped functions, bound V, MC."""
-    checks = _symbolic(rng)
+def _enumeration_checks(
+    rng: np.random.Generator, instances: int
+) -> tuple[list[CheckResult], list[Tightness]]:
+    """Exact variance by enumeration against the closed form, the shipped function and V."""
+    checks: list[CheckResult] = []
     enum, closed, shipped, vb, exact_for_vb = [], [], [], [], []
     for _ in range(instances):
         n, k, d = int(rng.integers(2, 5)), int(rng.integers(2, 4)), int(rng.integers(1, 4))
@@ -160,9 +162,14 @@ def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], li
             np.array(vb),
         )
     )
-    tight = [tightness(STATEMENT, "variance_bound", vb, exact_for_vb)]
+    return checks, [tightness(STATEMENT, "variance_bound", vb, exact_for_vb)]
 
-    # Special case: every node fixed at its deepest exit, equal data within a tier.
+
+def _fixed_tiers(rng: np.random.Generator, instances: int) -> CheckResult:
+    """Special case: every node fixed at its deepest exit, equal data within a tier."""
+    from cistheory.system.aggregation import beta
+    from cistheory.system.participation import Participation
+
     lhs, rhs = [], []
     for _ in range(instances):
         k = int(rng.integers(1, 5))
@@ -171,25 +178,22 @@ def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], li
         caps = np.repeat(np.arange(k), n_k)
         q = np.zeros((caps.size, k))
         q[np.arange(caps.size), caps] = 1.0
-        from cistheory.system.aggregation import beta
-        from cistheory.system.participation import Participation
-
         lt = rng.dirichlet(np.ones(k))
         b = beta(Participation(q=q, data=m_k[caps], name="tiers"), lt)
         sigma = rng.uniform(0.1, 2.0, size=k)
         lhs.append(bounds.variance_bound(q, b, sigma**2, rng.uniform(0, 5, size=k)))
         rhs.append(float(np.sum(lt**2 * sigma**2 / n_k)))
-    checks.append(
-        numeric_identity(
-            "lemma2.fixed_tiers",
-            STATEMENT,
-            "all nodes fixed, equal data per tier: V = sum lt_k^2 sigma_k^2 / n_k",
-            np.array(lhs),
-            np.array(rhs),
-        )
+    return numeric_identity(
+        "lemma2.fixed_tiers",
+        STATEMENT,
+        "all nodes fixed, equal data per tier: V = sum lt_k^2 sigma_k^2 / n_k",
+        np.array(lhs),
+        np.array(rhs),
     )
 
-    # Monte Carlo agreement on larger trees (enumeration is out of reach there).
+
+def _monte_carlo_large(rng: np.random.Generator, instances: int) -> CheckResult:
+    """Monte Carlo agreement on larger trees (enumeration is out of reach there)."""
     n_mc = max(3, instances // 50)
     draws = 20000
     worst = np.inf
@@ -224,17 +228,24 @@ def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], li
         # Monte Carlo agreement: |mean - exact| within 5 standard errors (a false alarm
         # has probability ~6e-7 per tree under the CLT).
         worst = min(worst, 5.0 * se - abs(mean - exact))
-    checks.append(
-        CheckResult(
-            name="lemma2.monte_carlo_large",
-            statement=STATEMENT,
-            step=f"Monte Carlo ({draws} draws) agrees with the formula on trees of 20-40 nodes",
-            kind="numeric",
-            passed=bool(worst >= 0.0),
-            instances=n_mc,
-            worst_slack=float(worst),
-            tol=0.0,
-            detail="slack = 5 SE - |MC mean - exact| (absolute)",
-        )
+    return CheckResult(
+        name="lemma2.monte_carlo_large",
+        statement=STATEMENT,
+        step=f"Monte Carlo ({draws} draws) agrees with the formula on trees of 20-40 nodes",
+        kind="numeric",
+        passed=bool(worst >= 0.0),
+        instances=n_mc,
+        worst_slack=float(worst),
+        tol=0.0,
+        detail="slack = 5 SE - |MC mean - exact| (absolute)",
     )
+
+
+def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], list[Tightness]]:
+    """Lemma 2 checks: symbolic expansion, enumeration, shipped functions, bound V, MC."""
+    checks = _symbolic(rng)
+    enum_checks, tight = _enumeration_checks(rng, instances)
+    checks += enum_checks
+    checks.append(_fixed_tiers(rng, instances))
+    checks.append(_monte_carlo_large(rng, instances))
     return checks, tight

@@ -122,6 +122,12 @@ def _weights(rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _symbolic(rng: np.random.Generator) -> list[CheckResult]:
+    """The symbolic steps of Theorem 1: part (a), then parts (b) and (c)."""
+    return _symbolic_a(rng) + _symbolic_bc(rng)
+
+
+def _symbolic_a(rng: np.random.Generator) -> list[CheckResult]:
+    """Theorem 1(a): the gradient identity at the minimiser and the weighted Cauchy-Schwarz."""
     import sympy as sp
 
     K = 3
@@ -177,6 +183,14 @@ def _symbolic(rng: np.random.Generator) -> list[CheckResult]:
             positive=[*lam, *lt],
         )
     )
+    return out
+
+
+def _symbolic_bc(rng: np.random.Generator) -> list[CheckResult]:
+    """Theorem 1(b), (c): the split of the square, its constants, Jensen for the root."""
+    import sympy as sp
+
+    out: list[CheckResult] = []
     x, y = sp.symbols("x y", real=True)
     out.append(
         symbolic_zero(
@@ -234,110 +248,143 @@ def _symbolic(rng: np.random.Generator) -> list[CheckResult]:
     return out
 
 
-def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], list[Tightness]]:
-    """Every inequality of the proof of Theorem 1 on random quadratics."""
-    checks = _symbolic(rng)
-    rows: dict[str, list[tuple[float, float]]] = {}
+Rows = dict[str, list[tuple[float, float]]]
+
+
+def _instance(
+    rng: np.random.Generator,
+) -> tuple[QuadraticExits, np.ndarray, np.ndarray, int, int]:
+    """A random problem: plain quadratics, or (a quarter) exits with private heads and an
+    unserved exit, so that F_lam is PL but not strongly convex."""
+    k, d = int(rng.integers(2, 5)), int(rng.integers(1, 5))
+    if rng.random() < 0.25:
+        P = random_headed_exits(rng, k, int(rng.integers(1, 3)))
+        d = P.A.shape[1]
+        lt = random_simplex(rng, k, min_weight=0.01)
+        lam = random_simplex(rng, k)
+        lam[rng.integers(0, k)] = 0.0  # an unserved exit: F_lam is PL only
+        lam /= lam.sum()
+    else:
+        P = random_quadratic_exits(rng, k, d)
+        lam, lt = _weights(rng, k)
+    return P, lam, lt, k, d
+
+
+def _part_a(rows: Rows, P: QuadraticExits, lam: np.ndarray, lt: np.ndarray, mu: float) -> None:
+    """Every step of Theorem 1(a) at the minimiser of F_lt."""
 
     def add(key: str, lhs: float, rhs: float) -> None:
         rows.setdefault(key, []).append((lhs, rhs))
 
-    for _ in range(instances):
-        k, d = int(rng.integers(2, 5)), int(rng.integers(1, 5))
-        headed = rng.random() < 0.25
-        if headed:
-            P = random_headed_exits(rng, k, int(rng.integers(1, 3)))
-            d = P.A.shape[1]
-            lt = random_simplex(rng, k, min_weight=0.01)
-            lam = random_simplex(rng, k)
-            lam[rng.integers(0, k)] = 0.0  # an unserved exit: F_lam is PL only
-            lam /= lam.sum()
-        else:
-            P = random_quadratic_exits(rng, k, d)
-            lam, lt = _weights(rng, k)
-        L = P.L
-        H_lt = P.hessian(lt)
-        mu = P.pl_constant(lam)
-        mu_t = float(np.linalg.eigvalsh(H_lt)[0])
-        w_t = P.minimiser(lt)
-        F_lt_star = P.mixed(lt, w_t)
-        Gamma = F_lt_star  # sum_k lt_k inf F_k = 0
-        supp = lt > 0
-        chi2_own = float(np.sum((lam[supp] - lt[supp]) ** 2 / lt[supp]))
-        grads_t = P.grads(w_t)
-        grad_lam_t = lam @ grads_t
-        bias = P.gap(lam, w_t)
-        # (a) PL at w_t*
-        add("pl", bias, float(grad_lam_t @ grad_lam_t) / (2 * mu))
-        add("grad_identity", 0.0, 0.0)
-        rows["grad_identity"][-1] = (
-            float(np.abs(grad_lam_t - (lam - lt) @ grads_t).max()),
-            0.0,
-        )
-        weighted = (lam - lt) @ grads_t
-        cs_rhs = chi2_own * float(np.sum(lt * np.sum(grads_t**2, axis=1)))
-        add("cauchy_schwarz", float(weighted @ weighted), cs_rhs)
-        for kk in range(k):  # ||grad F_k||^2 <= 2L (F_k - inf F_k)
-            add("smooth_grad", float(grads_t[kk] @ grads_t[kk]), 2 * L * P.values(w_t)[kk])
-        add("gamma_step", cs_rhs, chi2_own * 2 * L * Gamma)
-        add("bias_own", bias, L / mu * chi2_own * Gamma)
-        add("bias_shipped", bias, bounds.bias_bound(lam, lt, L, mu, Gamma))
-        add("chi2_shipped", bounds.chi2(lam, lt), chi2_own)
-        # (b) at random points around w_t*
-        for _ in range(3):
-            w = w_t + rng.normal(size=d) * 10.0 ** rng.uniform(-3, 1)
-            e = P.gap(lt, w)
-            gl = lam @ P.grads(w)
-            exact = P.gap(lam, w)
-            add("pl_any", exact, float(gl @ gl) / (2 * mu))
-            diff = gl - grad_lam_t
-            add("lipschitz", float(np.sqrt(diff @ diff)), L * float(np.linalg.norm(w - w_t)))
-            add("growth", float((w - w_t) @ (w - w_t)), 2 * e / mu_t)
-            tight_own = (np.sqrt(2 * L * chi2_own * Gamma) + L * np.sqrt(2 * e / mu_t)) ** 2 / (
-                2 * mu
-            )
-            split_own = 2 * L / mu * chi2_own * Gamma + 2 * L**2 / (mu * mu_t) * e
-            add("b_own", exact, tight_own)
-            add("b_shipped", exact, bounds.training_error_bound(lam, lt, L, mu, mu_t, Gamma, e))
-            add("b_tight_le_split", tight_own, split_own)
-            add(
-                "b_split_shipped",
-                exact,
-                bounds.training_error_bound(lam, lt, L, mu, mu_t, Gamma, e, split=True),
-            )
-        # (c) a random discrete law of w: exact expectations
-        n_pts = int(rng.integers(2, 6))
-        probs = rng.dirichlet(np.ones(n_pts))
-        pts = w_t + rng.normal(size=(n_pts, d)) * 10.0 ** rng.uniform(-2, 1, size=(n_pts, 1))
-        e_mean = float(sum(p * P.gap(lt, x) for p, x in zip(probs, pts,
-                                                                             strict=True)))
-        exact_mean = float(sum(p * P.gap(lam, x) for p, x in zip(probs, pts,
-                                                                                  strict=True)))
-        add("c_shipped", exact_mean,
-            bounds.training_error_bound(lam, lt, L, mu, mu_t, Gamma, e_mean))
+    L = P.L
+    w_t = P.minimiser(lt)
+    Gamma = P.mixed(lt, w_t)  # sum_k lt_k inf F_k = 0
+    supp = lt > 0
+    chi2_own = float(np.sum((lam[supp] - lt[supp]) ** 2 / lt[supp]))
+    grads_t = P.grads(w_t)
+    grad_lam_t = lam @ grads_t
+    bias = P.gap(lam, w_t)
+    add("pl", bias, float(grad_lam_t @ grad_lam_t) / (2 * mu))
+    add("grad_identity", float(np.abs(grad_lam_t - (lam - lt) @ grads_t).max()), 0.0)
+    weighted = (lam - lt) @ grads_t
+    cs_rhs = chi2_own * float(np.sum(lt * np.sum(grads_t**2, axis=1)))
+    add("cauchy_schwarz", float(weighted @ weighted), cs_rhs)
+    for kk in range(len(lam)):  # ||grad F_k||^2 <= 2L (F_k - inf F_k)
+        add("smooth_grad", float(grads_t[kk] @ grads_t[kk]), 2 * L * P.values(w_t)[kk])
+    add("gamma_step", cs_rhs, chi2_own * 2 * L * Gamma)
+    add("bias_own", bias, L / mu * chi2_own * Gamma)
+    add("bias_shipped", bias, bounds.bias_bound(lam, lt, L, mu, Gamma))
+    add("chi2_shipped", bounds.chi2(lam, lt), chi2_own)
 
-    spec = {
-        "pl": ("Theorem 1(a)", "PL: F_lam(w_t*) - F_lam* <= ||grad F_lam(w_t*)||^2 / (2 mu)"),
-        "cauchy_schwarz": ("Theorem 1(a)",
-                           "||sum (lam-lt) grad F_k||^2 <= chi2 sum lt_k ||grad F_k||^2"),
-        "smooth_grad": ("Theorem 1(a)", "||grad F_k(w)||^2 <= 2L (F_k(w) - inf F_k)"),
-        "gamma_step": ("Theorem 1(a)", "chi2 sum lt_k ||grad F_k(w_t*)||^2 <= 2L chi2 Gamma"),
-        "bias_own": ("Theorem 1(a)", "exact bias <= (L/mu) chi2 Gamma (own formula)"),
-        "bias_shipped": ("Theorem 1(a)", "exact bias <= cistheory.bounds.bias_bound"),
-        "pl_any": ("Theorem 1(b)", "PL at any w"),
-        "lipschitz": ("Theorem 1(b)", "||grad F_lam(w) - grad F_lam(w_t*)|| <= L ||w - w_t*||"),
-        "growth": ("Theorem 1(b)", "||w - w_t*||^2 <= 2 e / mu_t"),
-        "b_own": ("Theorem 1(b)", "exact training error <= tight form (own formula)"),
-        "b_shipped": ("Theorem 1(b)", "exact <= cistheory.bounds.training_error_bound"),
-        "b_tight_le_split": ("Theorem 1(b)", "tight form <= split form"),
-        "b_split_shipped": ("Theorem 1(b)", "exact <= training_error_bound(split=True)"),
-        "c_shipped": ("Theorem 1(c)",
-                      "E[F_lam(w)] - F_lam* <= training_error_bound with E[e] (discrete laws)"),
-    }
-    for key, (stmt, step) in spec.items():
+
+def _part_bc(
+    rows: Rows,
+    rng: np.random.Generator,
+    P: QuadraticExits,
+    lam: np.ndarray,
+    lt: np.ndarray,
+    mu: float,
+    d: int,
+) -> None:
+    """Theorem 1(b) at random points around the minimiser of F_lt, and 1(c) on a random
+    discrete law of w (exact expectations)."""
+
+    def add(key: str, lhs: float, rhs: float) -> None:
+        rows.setdefault(key, []).append((lhs, rhs))
+
+    L = P.L
+    mu_t = float(np.linalg.eigvalsh(P.hessian(lt))[0])
+    w_t = P.minimiser(lt)
+    Gamma = P.mixed(lt, w_t)
+    supp = lt > 0
+    chi2_own = float(np.sum((lam[supp] - lt[supp]) ** 2 / lt[supp]))
+    grad_lam_t = lam @ P.grads(w_t)
+    for _ in range(3):
+        w = w_t + rng.normal(size=d) * 10.0 ** rng.uniform(-3, 1)
+        e = P.gap(lt, w)
+        gl = lam @ P.grads(w)
+        exact = P.gap(lam, w)
+        add("pl_any", exact, float(gl @ gl) / (2 * mu))
+        diff = gl - grad_lam_t
+        add("lipschitz", float(np.sqrt(diff @ diff)), L * float(np.linalg.norm(w - w_t)))
+        add("growth", float((w - w_t) @ (w - w_t)), 2 * e / mu_t)
+        tight_own = (np.sqrt(2 * L * chi2_own * Gamma) + L * np.sqrt(2 * e / mu_t)) ** 2 / (
+            2 * mu
+        )
+        split_own = 2 * L / mu * chi2_own * Gamma + 2 * L**2 / (mu * mu_t) * e
+        add("b_own", exact, tight_own)
+        add("b_shipped", exact, bounds.training_error_bound(lam, lt, L, mu, mu_t, Gamma, e))
+        add("b_tight_le_split", tight_own, split_own)
+        add(
+            "b_split_shipped",
+            exact,
+            bounds.training_error_bound(lam, lt, L, mu, mu_t, Gamma, e, split=True),
+        )
+    n_pts = int(rng.integers(2, 6))
+    probs = rng.dirichlet(np.ones(n_pts))
+    pts = w_t + rng.normal(size=(n_pts, d)) * 10.0 ** rng.uniform(-2, 1, size=(n_pts, 1))
+    e_mean = float(sum(p * P.gap(lt, x) for p, x in zip(probs, pts, strict=True)))
+    exact_mean = float(sum(p * P.gap(lam, x) for p, x in zip(probs, pts, strict=True)))
+    add("c_shipped", exact_mean, bounds.training_error_bound(lam, lt, L, mu, mu_t, Gamma, e_mean))
+
+
+_STEPS = {
+    "pl": ("Theorem 1(a)", "PL: F_lam(w_t*) - F_lam* <= ||grad F_lam(w_t*)||^2 / (2 mu)"),
+    "cauchy_schwarz": (
+        "Theorem 1(a)",
+        "||sum (lam-lt) grad F_k||^2 <= chi2 sum lt_k ||grad F_k||^2",
+    ),
+    "smooth_grad": ("Theorem 1(a)", "||grad F_k(w)||^2 <= 2L (F_k(w) - inf F_k)"),
+    "gamma_step": ("Theorem 1(a)", "chi2 sum lt_k ||grad F_k(w_t*)||^2 <= 2L chi2 Gamma"),
+    "bias_own": ("Theorem 1(a)", "exact bias <= (L/mu) chi2 Gamma (own formula)"),
+    "bias_shipped": ("Theorem 1(a)", "exact bias <= cistheory.bounds.bias_bound"),
+    "pl_any": ("Theorem 1(b)", "PL at any w"),
+    "lipschitz": ("Theorem 1(b)", "||grad F_lam(w) - grad F_lam(w_t*)|| <= L ||w - w_t*||"),
+    "growth": ("Theorem 1(b)", "||w - w_t*||^2 <= 2 e / mu_t"),
+    "b_own": ("Theorem 1(b)", "exact training error <= tight form (own formula)"),
+    "b_shipped": ("Theorem 1(b)", "exact <= cistheory.bounds.training_error_bound"),
+    "b_tight_le_split": ("Theorem 1(b)", "tight form <= split form"),
+    "b_split_shipped": ("Theorem 1(b)", "exact <= training_error_bound(split=True)"),
+    "c_shipped": (
+        "Theorem 1(c)",
+        "E[F_lam(w)] - F_lam* <= training_error_bound with E[e] (discrete laws)",
+    ),
+}
+"""The numeric inequalities of the proof: key -> (statement, step)."""
+
+
+def _results(rows: Rows) -> tuple[list[CheckResult], list[Tightness]]:
+    """The checks and tightness ratios of the collected rows."""
+
+    def arrays(key: str) -> tuple[np.ndarray, np.ndarray]:
         lhs, rhs = (np.array(v) for v in zip(*rows[key], strict=True))
-        checks.append(numeric_inequality(f"theorem1.{key}", stmt, step, lhs, rhs))
-    lhs, _ = (np.array(v) for v in zip(*rows["grad_identity"], strict=True))
+        return lhs, rhs
+
+    checks = [
+        numeric_inequality(f"theorem1.{key}", stmt, step, *arrays(key))
+        for key, (stmt, step) in _STEPS.items()
+    ]
+    lhs, _ = arrays("grad_identity")
     checks.append(
         numeric_identity(
             "theorem1.grad_identity",
@@ -348,10 +395,15 @@ def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], li
             floor=1.0,
         )
     )
-    c_l, c_r = (np.array(v) for v in zip(*rows["chi2_shipped"], strict=True))
-    checks.append(numeric_identity("theorem1.chi2_shipped", "Theorem 1",
-                                   "cistheory.bounds.chi2 = sum (lam-lt)^2/lt", c_l, c_r,
-                                   floor=1e-12))
+    checks.append(
+        numeric_identity(
+            "theorem1.chi2_shipped",
+            "Theorem 1",
+            "cistheory.bounds.chi2 = sum (lam-lt)^2/lt",
+            *arrays("chi2_shipped"),
+            floor=1e-12,
+        )
+    )
     tight = []
     for key, name, stmt in (
         ("bias_shipped", "bias_bound", "Theorem 1(a)"),
@@ -359,6 +411,19 @@ def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], li
         ("b_split_shipped", "training_error_bound(split)", "Theorem 1(b)"),
         ("c_shipped", "training_error_bound(E[e])", "Theorem 1(c)"),
     ):
-        lhs, rhs = (np.array(v) for v in zip(*rows[key], strict=True))
+        lhs, rhs = arrays(key)
         tight.append(tightness(stmt, name, rhs, lhs))
     return checks, tight
+
+
+def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], list[Tightness]]:
+    """Every inequality of the proof of Theorem 1 on random quadratics."""
+    checks = _symbolic(rng)
+    rows: Rows = {}
+    for _ in range(instances):
+        P, lam, lt, _k, d = _instance(rng)
+        mu = P.pl_constant(lam)
+        _part_a(rows, P, lam, lt, mu)
+        _part_bc(rows, rng, P, lam, lt, mu, d)
+    num_checks, tight = _results(rows)
+    return checks + num_checks, tight

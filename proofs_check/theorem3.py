@@ -67,6 +67,68 @@ def _instance(rng: np.random.Generator) -> _Problem:
     return _Problem(cells=cells, probs=probs, m=m, member=member, X=X, W=W, B=B)
 
 
+def _rademacher_draws(
+    rng: np.random.Generator, p: _Problem, M: np.ndarray, rho: float
+) -> np.ndarray:
+    """Monte Carlo draws of rho W ||(1/M_k) sum_j sigma_j y_j x_j|| per exit, shape (DRAWS, K):
+    each pooled sample's cell drawn from its node's law, then Rademacher signs."""
+    m, member, cells = p.m, p.member, p.cells
+    K = member.shape[1]
+    sig = np.empty((DRAWS, K))
+    for k in range(K):
+        idx = np.repeat(np.arange(len(m)), m)
+        idx = idx[member[idx, k]]
+        cell = np.empty((DRAWS, idx.size), dtype=int)
+        for j, i in enumerate(idx):
+            cell[:, j] = rng.choice(len(cells), size=DRAWS, p=p.probs[i])
+        signs = rng.choice([-1.0, 1.0], size=(DRAWS, idx.size))
+        v = np.einsum("rj,rjd->rd", signs, cells[cell]) / M[k]
+        sig[:, k] = rho * p.W * np.linalg.norm(v, axis=1)
+    return sig
+
+
+Pairs = tuple[list[float], list[float]]
+
+
+def _checks(
+    delta: float,
+    freq: list[float],
+    freq_rhs: list[float],
+    sym: Pairs,
+    rad: Pairs,
+    mcd: Pairs,
+    fin: tuple[list[np.ndarray], list[np.ndarray]],
+) -> list[CheckResult]:
+    """The numeric checks of Theorem 3 from the collected Monte Carlo statistics."""
+    sym_l, sym_r = sym
+    rad_l, rad_r = rad
+    mcd_l, mcd_r = mcd
+    fin_l, fin_r = fin
+    return [
+        numeric_inequality(
+            "theorem3.violation_frequency", STATEMENT,
+            f"frequency of {{exists k: sup_w |R_k - F_k| > eps_k}} over {DRAWS} samples "
+            "<= delta (+3 binomial SE)", np.array(freq), np.array(freq_rhs),
+            detail=f"max violation frequency {max(freq):.4f} at delta = {delta}"),
+        numeric_inequality(
+            "theorem3.symmetrisation", STATEMENT,
+            "E sup_w (R_k - F_k) <= 2 Rad_k (Monte Carlo, 4 SE allowance)",
+            np.array(sym_l), np.array(sym_r)),
+        numeric_inequality(
+            "theorem3.linear_rademacher", STATEMENT,
+            "Rad_k <= rho W X / sqrt(M_k) = cistheory.bounds.linear_rademacher (4 SE)",
+            np.array(rad_l), np.array(rad_r)),
+        numeric_inequality(
+            "theorem3.mcdiarmid", STATEMENT,
+            "P(sup - E sup > B sqrt(ln(2K/delta)/(2 M_k))) <= delta/(2K) (+3 binomial SE)",
+            np.array(mcd_l), np.array(mcd_r)),
+        numeric_inequality(
+            "theorem3.excess_risk", STATEMENT,
+            "on the event: R_lam(w) - min R_lam <= F_lam(w) - F_lam* + 2 sum lam_k eps_k",
+            np.concatenate(fin_l), np.concatenate(fin_r)),
+    ]
+
+
 def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], list[Tightness]]:
     """Monte Carlo checks of every step of Theorem 3 (``instances // 10`` problems)."""
     checks = _symbolic(rng)
@@ -98,17 +160,7 @@ def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], li
         freq_rhs.append(delta + 3 * np.sqrt(delta * (1 - delta) / DRAWS))
         # symmetrisation: E sup(R - F) <= 2 Rad, Rad = rho W E||(1/M) sum sigma_j y_j x_j||
         # (Monte Carlo for both sides; 4 combined standard errors of allowance)
-        sig = np.empty((DRAWS, K))
-        for k in range(K):
-            idx = np.repeat(np.arange(len(m)), m)
-            idx = idx[member[idx, k]]
-            # draw each pooled sample's cell from its node's law, then Rademacher signs
-            cell = np.empty((DRAWS, idx.size), dtype=int)
-            for j, i in enumerate(idx):
-                cell[:, j] = rng.choice(len(cells), size=DRAWS, p=probs[i])
-            signs = rng.choice([-1.0, 1.0], size=(DRAWS, idx.size))
-            v = np.einsum("rj,rjd->rd", signs, cells[cell]) / M[k]
-            sig[:, k] = rho * W * np.linalg.norm(v, axis=1)
+        sig = _rademacher_draws(rng, p, M, rho)
         for k in range(K):
             se = np.sqrt(sup[:, k].var(ddof=1) / DRAWS + 4 * sig[:, k].var(ddof=1) / DRAWS)
             sym_l.append(float(sup[:, k].mean()) - 4 * se)
@@ -135,29 +187,8 @@ def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], li
         fin_r.append(excess_F + 2 * float(lam @ eps))
         ratios_b.append(eps)
         ratios_a.append(np.quantile(sup, 1 - delta, axis=0))
-    checks += [
-        numeric_inequality(
-            "theorem3.violation_frequency", STATEMENT,
-            f"frequency of {{exists k: sup_w |R_k - F_k| > eps_k}} over {DRAWS} samples "
-            "<= delta (+3 binomial SE)", np.array(freq), np.array(freq_rhs),
-            detail=f"max violation frequency {max(freq):.4f} at delta = {delta}"),
-        numeric_inequality(
-            "theorem3.symmetrisation", STATEMENT,
-            "E sup_w (R_k - F_k) <= 2 Rad_k (Monte Carlo, 4 SE allowance)",
-            np.array(sym_l), np.array(sym_r)),
-        numeric_inequality(
-            "theorem3.linear_rademacher", STATEMENT,
-            "Rad_k <= rho W X / sqrt(M_k) = cistheory.bounds.linear_rademacher (4 SE)",
-            np.array(rad_l), np.array(rad_r)),
-        numeric_inequality(
-            "theorem3.mcdiarmid", STATEMENT,
-            "P(sup - E sup > B sqrt(ln(2K/delta)/(2 M_k))) <= delta/(2K) (+3 binomial SE)",
-            np.array(mcd_l), np.array(mcd_r)),
-        numeric_inequality(
-            "theorem3.excess_risk", STATEMENT,
-            "on the event: R_lam(w) - min R_lam <= F_lam(w) - F_lam* + 2 sum lam_k eps_k",
-            np.concatenate(fin_l), np.concatenate(fin_r)),
-    ]
+    checks += _checks(delta, freq, freq_rhs, (sym_l, sym_r), (rad_l, rad_r), (mcd_l, mcd_r),
+                      (fin_l, fin_r))
     tight = [tightness(STATEMENT, "eps_k / (1-delta)-quantile of sup|R_k - F_k|",
                        np.concatenate(ratios_b), np.concatenate(ratios_a))]
     return checks, tight

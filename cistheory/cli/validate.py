@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from typing import Any
 
 from .._io import atomic_write_text, check_writable
@@ -67,7 +68,7 @@ def _cmd_validate_rates(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_writable(args.out, "--out")
     result = validate_rates(cfg)
-    text = result.to_json()
+    text = json.dumps(result.as_dict())
     if args.out is not None:
         atomic_write_text(args.out, text + "\n")
     emit(text if args.json else format_table(result))

@@ -31,7 +31,6 @@ against Theorem 2 alone.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -308,9 +307,6 @@ class ValidationResult:
             "checks": self.checks,
         }
 
-    def to_json(self, indent: int | None = None) -> str:
-        """The result as one JSON object."""
-        return json.dumps(self.as_dict(), indent=indent)
 
 
 def _record_rounds(rounds: int, n_records: int) -> NDArray[np.int64]:

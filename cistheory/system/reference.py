@@ -293,7 +293,10 @@ def dirichlet_label_split(
 
 
 def _write_reference_files(directory: str) -> None:  # pragma: no cover - maintenance helper
-    """Regenerate the shipped reference-format files (``python -m cistheory.reference DIR``)."""
+    """Regenerate the shipped reference-format files.
+
+    ``python -m cistheory.system.reference DIR``.
+    """
     from pathlib import Path
 
     out = Path(directory)

@@ -203,6 +203,51 @@ def serve(
     )
 
 
+def _parents_and_ids(
+    parent: ArrayLike, node_ids: Sequence[str] | None
+) -> tuple[IntArray, tuple[str, ...]]:
+    """Parent indices as integers, and distinct node labels (default: the indices)."""
+    par = np.asarray(parent)
+    if par.ndim != 1 or not np.issubdtype(par.dtype, np.integer):
+        try:
+            par_i = np.asarray(par, dtype=np.int64)
+        except (TypeError, ValueError, OverflowError):
+            raise CISInputError("parent", parent, "must be integer node indices") from None
+        if par_i.ndim != 1 or not np.array_equal(par_i, par):
+            raise CISInputError("parent", parent, "must be a 1-d array of integer indices")
+        par = par_i
+    par = par.astype(np.int64)
+    n = par.size
+    ids = tuple(str(x) for x in node_ids) if node_ids is not None else tuple(map(str, range(n)))
+    if len(ids) != n:
+        raise CISInputError("node_ids", len(ids), f"expected {n} labels")
+    if len(set(ids)) != n:
+        seen: set[str] = set()
+        dup = next(x for x in ids if x in seen or seen.add(x))  # type: ignore[func-returns-value]
+        raise CISInputError("node_ids", dup, "duplicate node id")
+    return par, ids
+
+
+def _capacities(
+    capacity: ArrayLike, n_exits: int | None, ids: Sequence[str]
+) -> tuple[IntArray, int]:
+    """Integer capacities in ``1..K`` and the number of exits ``K``."""
+    n = len(ids)
+    cap_f = as_float_array(capacity, "capacity", shape=(n,), labels=ids)
+    if not np.array_equal(cap_f, np.round(cap_f)):
+        i = int(np.argmax(cap_f != np.round(cap_f)))
+        raise CISInputError(f"capacity[{ids[i]}]", cap_f[i].item(), "must be an integer")
+    cap = cap_f.astype(np.int64)
+    k_max = int(cap.max()) if n_exits is None else int(n_exits)
+    if k_max < 1:
+        raise CISInputError("n_exits", k_max, "must be >= 1")
+    bad = (cap < 1) | (cap > k_max)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise CISInputError(f"capacity[{ids[i]}]", int(cap[i]), f"must be an exit in 1..{k_max}")
+    return cap, k_max
+
+
 @dataclass(frozen=True, eq=False)
 class CIS:
     r"""A Collaborative Inference System.
@@ -282,43 +327,10 @@ class CIS:
             unknown parent, a capacity outside ``1..K``, a node forwarding more than it
             receives, and so on.
         """
-        par = np.asarray(parent)
-        if par.ndim != 1 or not np.issubdtype(par.dtype, np.integer):
-            try:
-                par_i = np.asarray(par, dtype=np.int64)
-            except (TypeError, ValueError):
-                raise CISInputError("parent", parent, "must be integer node indices") from None
-            if par_i.ndim != 1 or not np.array_equal(par_i, par):
-                raise CISInputError("parent", parent, "must be a 1-d array of integer indices")
-            par = par_i
-        par = par.astype(np.int64)
+        par, ids = _parents_and_ids(parent, node_ids)
         n = par.size
-        ids = (
-            tuple(str(x) for x in node_ids)
-            if node_ids is not None
-            else tuple(str(i) for i in range(n))
-        )
-        if len(ids) != n:
-            raise CISInputError("node_ids", len(ids), f"expected {n} labels")
-        if len(set(ids)) != n:
-            seen: set[str] = set()
-            dup = next(x for x in ids if x in seen or seen.add(x))  # type: ignore[func-returns-value]
-            raise CISInputError("node_ids", dup, "duplicate node id")
         depth = node_depths(par, ids)
-        cap_f = as_float_array(capacity, "capacity", shape=(n,), labels=ids)
-        if not np.array_equal(cap_f, np.round(cap_f)):
-            i = int(np.argmax(cap_f != np.round(cap_f)))
-            raise CISInputError(f"capacity[{ids[i]}]", cap_f[i].item(), "must be an integer")
-        cap = cap_f.astype(np.int64)
-        k_max = int(cap.max()) if n_exits is None else int(n_exits)
-        if k_max < 1:
-            raise CISInputError("n_exits", k_max, "must be >= 1")
-        bad = (cap < 1) | (cap > k_max)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise CISInputError(
-                f"capacity[{ids[i]}]", int(cap[i]), f"must be an exit in 1..{k_max}"
-            )
+        cap, k_max = _capacities(capacity, n_exits, ids)
         arr = as_float_array(arrival, "arrival", shape=(n,), nonneg=True, labels=ids)
         fwd = svc = None
         if forward is not None and service is not None:

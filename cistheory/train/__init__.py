@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         run_federated,
         select_exits,
     )
+    from .local import batch_index, local_update
     from .models import (
         EarlyExitCNN,
         EarlyExitMLP,
@@ -79,6 +80,8 @@ _LAZY = {
     "estimate_constants": "constants",
     "evaluate_cis": "evaluate",
     "exit_objectives": "fedloop",
+    "batch_index": "local",
+    "local_update": "local",
     "gradient_noise": "constants",
     "gradient_norms": "constants",
     "load_cifar": "data",
@@ -110,6 +113,7 @@ __all__ = [
     "SyntheticTask",
     "TrainResult",
     "assign_arrivals",
+    "batch_index",
     "digits",
     "dirichlet_split",
     "estimate_constants",
@@ -118,6 +122,7 @@ __all__ = [
     "gradient_noise",
     "gradient_norms",
     "load_cifar",
+    "local_update",
     "normalised_entropy",
     "power_iteration",
     "run_federated",

@@ -50,6 +50,7 @@ from ..errors import CISInputError
 from ..system.aggregation import aggregation_weights
 from ..system.participation import Participation, check_q
 from .data import Dataset
+from .local import batch_index, local_update
 from .models import EarlyExitModel
 
 __all__ = [
@@ -424,47 +425,6 @@ class _Padded:
             self.mask[i, : len(d)] = 1.0
 
 
-def _batch_index(u: Tensor, m: Tensor) -> Tensor:
-    """Indices ``floor(u * m)`` (clamped below ``m``) for uniforms ``u`` of shape (..., B)."""
-    mm = m.to(u.dtype).view(-1, *([1] * (u.dim() - 1)))
-    return torch.minimum((u * mm).to(torch.int64), m.view_as(mm) - 1)
-
-
-def _local_loop(
-    model: EarlyExitModel,
-    worker: EarlyExitModel,
-    k: int,
-    data: Dataset,
-    steps: int,
-    u: Tensor | None,
-    lr: float,
-    cfg: FedConfig,
-) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """One node's local SGD on exit ``k`` with torch.optim.SGD; returns (Delta, buffers)."""
-    worker.load_state_dict(model.state_dict())
-    worker.train()
-    names = model.exit_parameter_names(k)
-    params = dict(worker.named_parameters())
-    opt = torch.optim.SGD(
-        [params[n] for n in names], lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-    )
-    m = torch.tensor([len(data)])
-    for s in range(steps):
-        if u is None:
-            xb, yb = data.x, data.y
-        else:
-            idx = _batch_index(u[s], m)
-            xb, yb = data.x[idx], data.y[idx]
-        opt.zero_grad(set_to_none=True)
-        worker.loss(worker(xb, exit=k), yb).backward()
-        opt.step()
-    glob = dict(model.named_parameters())
-    delta = {n: params[n].detach() - glob[n].detach() for n in names}
-    wbuf = dict(worker.named_buffers())
-    bufs = {n: wbuf[n].detach().clone() for n in model.exit_buffer_names(k)}
-    return delta, bufs
-
-
 def _local_vmap(
     model: EarlyExitModel,
     k: int,
@@ -495,7 +455,7 @@ def _local_vmap(
         if u is None:
             xb, yb, wb = padded.x[node_t], padded.y[node_t], padded.mask[node_t]
         else:
-            idx = _batch_index(u[:, s], m)
+            idx = batch_index(u[:, s], m)
             rows = node_t.view(-1, 1)
             xb, yb = padded.x[rows, idx], padded.y[rows, idx]
             wb = torch.ones(idx.shape, dtype=padded.mask.dtype)
@@ -746,7 +706,7 @@ def _loop_clients(
     for r, i in enumerate(picked):
         k = int(picks[i])
         u_i = None if u_all is None else u_all[r]
-        delta, bufs = _local_loop(
+        delta, bufs = local_update(
             setup.model,
             setup.worker,
             k,
@@ -754,7 +714,8 @@ def _loop_clients(
             int(setup.steps[i]),
             u_i,
             lr,
-            setup.config,
+            momentum=setup.config.momentum,
+            weight_decay=setup.config.weight_decay,
         )
         w_ik = float(weights[i, k - 1])
         for nm, dl in delta.items():

@@ -17,7 +17,8 @@ the root is *dropped load*. The serving share of exit :math:`k` is
 .. math:: \lambda_k = \frac{\sum_{i : \kappa_i = k} s_i}{\sum_j s_j} .
 
 All computations are vectorised over nodes: a tree of a million nodes is handled with a
-handful of numpy passes (pointer doubling for depths, ``bincount`` for child sums).
+handful of numpy passes (pointer doubling for depths, ``bincount`` for child sums); capacity
+mode, whose maxima do not add up, runs a doubling scan along heavy paths in ``O(N log N)``.
 """
 
 from __future__ import annotations
@@ -170,21 +171,7 @@ def serve(
         assert service is not None
         if depth is None:
             depth = node_depths(parent, lab)
-        order = np.argsort(-depth, kind="stable")
-        d_sorted = depth[order]
-        # boundaries of each depth level in `order` (deepest first)
-        cuts = np.flatnonzero(np.diff(d_sorted)) + 1
-        levels = np.split(order, cuts)
-        inflow = arrival.astype(np.float64).copy()
-        served = np.zeros(n)
-        fwd = np.zeros(n)
-        for nodes in levels:
-            s = np.minimum(service[nodes], inflow[nodes])
-            served[nodes] = s
-            fwd[nodes] = inflow[nodes] - s
-            ch = nodes[parent[nodes] >= 0]
-            if ch.size:
-                inflow += np.bincount(parent[ch], weights=fwd[ch], minlength=n)
+        served, fwd, inflow = _route_capacities(parent, arrival, service, depth)
         root = int(np.flatnonzero(~nonroot)[0])
         dropped = float(fwd[root])
     per_exit = np.bincount(capacity - 1, weights=served, minlength=n_exits).astype(np.float64)
@@ -201,6 +188,100 @@ def serve(
         per_exit=per_exit,
         lam=per_exit / total,
     )
+
+
+
+def _doubling_rounds(n: int) -> int:
+    """Rounds of pointer doubling that reach the root from any node of an ``n``-node tree."""
+    return int(np.ceil(np.log2(max(n, 2)))) + 2
+
+
+def _subtree_sizes(parent: IntArray) -> FloatArray:
+    r"""Number of nodes in each node's subtree, by pointer doubling: ``O(N log depth)``.
+
+    With :math:`g_j(v)` the number of descendants of :math:`v` at distance below :math:`2^j`
+    (itself included) and :math:`a_j` the :math:`2^j`-th ancestor,
+    :math:`g_{j+1}(v) = g_j(v) + \sum_{w : a_j(w) = v} g_j(w)`.
+    """
+    n = parent.size
+    size = np.ones(n)
+    anc = parent.copy()
+    for _ in range(_doubling_rounds(n)):
+        live = np.flatnonzero(anc >= 0)
+        if live.size == 0:
+            break
+        size = size + np.bincount(anc[live], weights=size[live], minlength=n)
+        anc[live] = anc[anc[live]]
+    return size
+
+
+def _heavy_paths(parent: IntArray) -> tuple[IntArray, IntArray]:
+    """Heavy-path decomposition: each node's path head and its number of light edges above.
+
+    A node's heavy child is the child with the largest subtree (the smallest index among
+    ties); every other child starts a new path. A root path crosses at most ``log2 N`` light
+    edges.
+    """
+    n = parent.size
+    nonroot = np.flatnonzero(parent >= 0)
+    size = _subtree_sizes(parent)
+    order = nonroot[np.lexsort((nonroot, -size[nonroot], parent[nonroot]))]
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = parent[order[1:]] != parent[order[:-1]]
+    heavy = np.zeros(n, dtype=bool)
+    heavy[order[first]] = True
+    head = np.where(heavy, parent, np.arange(n))
+    light = ((parent >= 0) & ~heavy).astype(np.int64)
+    anc = parent.copy()
+    for _ in range(_doubling_rounds(n)):
+        head = head[head]
+        live = np.flatnonzero(anc >= 0)
+        if live.size:
+            light[live] += light[anc[live]]
+            anc[live] = anc[anc[live]]
+    return head, light
+
+
+def _route_capacities(
+    parent: IntArray, arrival: FloatArray, service: FloatArray, depth: IntArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    r"""Served, forwarded and incoming rates in capacity mode, in ``O(N log N)``.
+
+    The forwarded rate is :math:`d_i = \max(0,\ a_i + \sum_c d_c - c_i)`. Along a heavy path
+    (bottom first) each node applies :math:`y \mapsto \max(l, y + b)` to the rate coming from
+    below, with :math:`l = 0` and :math:`b = a_i + (\text{light children's } d) - c_i`; such
+    maps compose into maps of the same form,
+    :math:`\max(l_2, \max(l_1, y + b_1) + b_2) = \max(\max(l_2, l_1 + b_2),\ y + b_1 + b_2)`,
+    so a doubling scan gives every prefix. Paths are done deepest light level first (at most
+    ``log2 N`` levels), so a path's light children are known when it is scanned.
+    """
+    n = parent.size
+    head, light = _heavy_paths(parent)
+    below = depth - depth[head]
+    order = np.lexsort((-below, head, -light))
+    light_in = np.zeros(n)
+    d = np.zeros(n)
+    for batch in np.split(order, np.flatnonzero(np.diff(light[order])) + 1):
+        hb = head[batch]
+        start = np.ones(batch.size, dtype=bool)
+        start[1:] = hb[1:] != hb[:-1]
+        pos = np.arange(batch.size)
+        pos = pos - np.maximum.accumulate(np.where(start, pos, 0))
+        b = arrival[batch] + light_in[batch] - service[batch]
+        lo = np.zeros(batch.size)
+        step = 1
+        while step <= int(pos.max()):
+            j = np.flatnonzero(pos >= step)
+            lo[j], b[j] = np.maximum(lo[j], lo[j - step] + b[j]), b[j] + b[j - step]
+            step *= 2
+        d[batch] = np.maximum(lo, b)
+        top = batch[np.append(start[1:], True)]
+        top = top[parent[top] >= 0]
+        light_in += np.bincount(parent[top], weights=d[top], minlength=n)
+    nonroot = parent >= 0
+    inflow = arrival + np.bincount(parent[nonroot], weights=d[nonroot], minlength=n)
+    served = np.minimum(service, inflow)
+    return served, inflow - served, inflow
 
 
 def _parents_and_ids(

@@ -11,13 +11,14 @@ three-tier tree, and split a labelled dataset by a Dirichlet law over labels.
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from importlib import resources
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .._arrays import FloatArray, IntArray, as_float_array
+from .._arrays import FloatArray, IntArray, as_float_array, check_scalar
 from ..errors import CISInputError
 from .tree import CIS
 
@@ -25,11 +26,13 @@ __all__ = [
     "DATA_SPLITS",
     "RATE_SPLITS",
     "REFERENCE_SIGMA",
+    "THIRDS_NAME",
     "TIER_DATA_FRACTIONS",
     "dirichlet_label_split",
     "reference_cis",
     "reference_spec_dict",
     "resnet18_exit_flops",
+    "shipped_reference_file",
     "three_tier_cis",
 ]
 
@@ -95,17 +98,37 @@ def resnet18_exit_flops(exits: tuple[int, ...] = (3, 9, 17)) -> FloatArray:
     return np.asarray([cum[e - 1] / cum[-1] for e in exits], dtype=np.float64)
 
 
-def _parse_split(split: str) -> tuple[float, float, float]:
+THIRDS_NAME = "33-33-33"
+"""The reference release's name of the equal split: its 7-node file serves a third at each
+tier (leaf arrival 3, every leaf and middle forwarding 2), so the name stands for
+:math:`(100/3, 100/3, 100/3)`."""
+
+
+def _parse_split(split: str) -> tuple[Fraction, Fraction, Fraction]:
+    """The percentages ``A-B-C`` of a rate split, exact; they must sum to 100.
+
+    ``33-33-33`` is the release's name for equal thirds (:data:`THIRDS_NAME`).
+    """
+    if not isinstance(split, str):
+        raise CISInputError("split", split, "expected 'A-B-C' percentages, e.g. '80-15-5'")
+    if split == THIRDS_NAME:
+        third = Fraction(100, 3)
+        return third, third, third
     try:
-        parts = tuple(float(x) for x in split.split("-"))
-    except ValueError:
+        parts = tuple(Fraction(x.strip()) for x in split.split("-"))
+    except (ValueError, ZeroDivisionError):
         raise CISInputError(
             "split", split, "expected 'A-B-C' percentages, e.g. '80-15-5'"
         ) from None
     if len(parts) != 3 or any(not 0 <= p <= 100 for p in parts):
         raise CISInputError("split", split, "expected three percentages in [0, 100], 'A-B-C'")
-    if parts[1] + parts[2] > 100:
-        raise CISInputError("split", split, "B + C (the share leaving the leaves) exceeds 100")
+    if sum(parts) != 100:
+        total = float(sum(parts))
+        raise CISInputError(
+            "split",
+            split,
+            f"A + B + C must be 100 (it is {total:g}); '{THIRDS_NAME}' names equal thirds",
+        )
     return parts[0], parts[1], parts[2]
 
 
@@ -121,12 +144,12 @@ def _tree_shape(n_middles: int, leaves_per_middle: int) -> tuple[IntArray, IntAr
     return parent, cap
 
 
-def _default_leaf_arrival(n_leaves: int, split: tuple[float, float, float]) -> float:
+def _default_leaf_arrival(n_leaves: int, split: str) -> Fraction:
     if n_leaves == 4:
-        return 3.0 if split == (33.0, 33.0, 33.0) else 2.5
+        return Fraction(3) if split == THIRDS_NAME else Fraction(5, 2)
     if n_leaves == 12:
-        return 1.0
-    return 10.0 / n_leaves
+        return Fraction(1)
+    return Fraction(10, n_leaves)
 
 
 def three_tier_cis(
@@ -143,41 +166,41 @@ def three_tier_cis(
 
     Leaves receive all requests at rate ``leaf_arrival`` each. A leaf forwards
     :math:`a (B + C)/100` and a middle with :math:`g` leaves forwards :math:`a\,C\,g/100`,
-    the convention of the reference release's tree files: middles serve B% and the root C%
-    of the leaves' arrivals, and the leaves the rest (A% when A + B + C = 100; the
-    ``33-33-33`` file serves 34% at the leaves).
+    the convention of the reference release's tree files: leaves serve A%, middles B% and
+    the root C% of the arrivals. The rates are computed in exact rational arithmetic and
+    rounded once, so the 7-node trees are those of the release's files number for number.
 
     Parameters
     ----------
     n_middles, leaves_per_middle : int
         Tree shape; the 7-, 17- and 100-node variants are (2, 2), (4, 3) and (9, 10).
     split : str
-        ``"A-B-C"`` percentages served at leaves, middles, root.
+        ``"A-B-C"`` percentages served at leaves, middles, root, summing to 100;
+        ``"33-33-33"`` is the release's name for equal thirds.
     data : {"equal", "2x", "tiny"}, array of shape (N,), or None
         Data split: a tier-share name of the reference splits (:data:`TIER_DATA_FRACTIONS`),
         explicit sizes, or ``None`` for no data sizes (equal data assumed).
     leaf_arrival : float, optional
-        Arrival rate at each leaf; defaults to the reference (2.5 for 4 leaves, 3 for the
-        33-33-33 file, 1 for 12 leaves, else a total of 10).
+        Arrival rate at each leaf (> 0); defaults to the reference (2.5 for 4 leaves, 3 for
+        the 33-33-33 file, 1 for 12 leaves, else a total of 10).
     exits : tuple of int
         Exit units of the ResNet-18, for the relative FLOPs of each exit.
     """
-    a_pct, b_pct, c_pct = _parse_split(split)
+    _, b_pct, c_pct = _parse_split(split)
     if n_middles < 1 or leaves_per_middle < 1:
         raise CISInputError("tree", (n_middles, leaves_per_middle), "need >= 1 middle and leaf")
     parent, cap = _tree_shape(n_middles, leaves_per_middle)
     n = parent.size
     n_leaves = n_middles * leaves_per_middle
-    lam_leaf = (
-        _default_leaf_arrival(n_leaves, (a_pct, b_pct, c_pct))
-        if leaf_arrival is None
-        else float(leaf_arrival)
-    )
+    if leaf_arrival is None:
+        lam_leaf = _default_leaf_arrival(n_leaves, split)
+    else:
+        lam_leaf = Fraction(check_scalar(leaf_arrival, "leaf_arrival", positive=True))
     arrival = np.zeros(n)
-    arrival[1 + n_middles :] = lam_leaf
+    arrival[1 + n_middles :] = float(lam_leaf)
     forward = np.zeros(n)
-    forward[1 : 1 + n_middles] = lam_leaf * c_pct * leaves_per_middle / 100
-    forward[1 + n_middles :] = lam_leaf * (b_pct + c_pct) / 100
+    forward[1 : 1 + n_middles] = float(lam_leaf * c_pct * leaves_per_middle / 100)
+    forward[1 + n_middles :] = float(lam_leaf * (b_pct + c_pct) / 100)
     sizes: FloatArray | None
     if data is None:
         sizes = None
@@ -228,33 +251,24 @@ def reference_cis(
     return three_tier_cis(*shapes[n_nodes], split, data=data, exits=exits)
 
 
-def reference_spec_dict(split: str) -> dict[str, Any]:
-    """The reference release's JSON (field names as there, typo included) for the 7-node tree."""
-    cis = three_tier_cis(2, 2, split, data=None)
-    assert cis.forward is not None
-    edges = [[int(p), int(c)] for c, p in enumerate(cis.parent) if p >= 0]
-    return {
-        "toplogy_as_edges": edges,
-        "node_model_size": {str(i): int(k) for i, k in enumerate(cis.capacity)},
-        "rates": {
-            "arrival": {str(i): float(a) for i, a in enumerate(cis.arrival)},
-            "departure": {str(i): float(d) for i, d in enumerate(cis.forward)},
-        },
-        "serving_weights_rescale": True,
-        "loss_rescale": False,
-        "rescale_by_flow_map": False,
-        "difficulty_quantization": 1,
-    }
-
-
 def shipped_reference_file(split: str) -> str:
-    """Text of the shipped reference-format file ``3-layer-tree-<split>.json``."""
-    _parse_split(split)
-    name = f"3-layer-tree-{split}.json"
-    path = resources.files("cistheory") / "data" / "reference" / name
-    if not path.is_file():
-        raise CISInputError("split", split, f"no shipped file {name}; use one of {RATE_SPLITS}")
+    """Text of the shipped reference file ``3-layer-tree-<split>.json`` (7 nodes).
+
+    The seven files are the reference release's (``arodio/FedCIS``, commit ``7c7f1bc``,
+    ``specs/``), byte for byte, except ``3-layer-tree-5-15-80.json``, whose four ``#``
+    comments (not JSON) are removed (``docs/spec-format.md``).
+    """
+    if split not in RATE_SPLITS:
+        raise CISInputError("split", split, f"no shipped file; use one of {', '.join(RATE_SPLITS)}")
+    path = resources.files("cistheory") / "data" / "reference" / f"3-layer-tree-{split}.json"
     return path.read_text(encoding="utf-8")
+
+
+def reference_spec_dict(split: str) -> dict[str, Any]:
+    """The reference release's document (field names as there, typo included) of the 7-node
+    tree with rate split ``split``: the shipped file, parsed."""
+    doc: dict[str, Any] = json.loads(shipped_reference_file(split))
+    return doc
 
 
 def dirichlet_label_split(
@@ -290,23 +304,3 @@ def dirichlet_label_split(
         for node, chunk in enumerate(np.split(idx, cuts)):
             parts[node].append(chunk)
     return [np.sort(np.concatenate(p)).astype(np.int64) for p in parts]
-
-
-def _write_reference_files(directory: str) -> None:  # pragma: no cover - maintenance helper
-    """Regenerate the shipped reference-format files.
-
-    ``python -m cistheory.system.reference DIR``.
-    """
-    from pathlib import Path
-
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    for split in RATE_SPLITS:
-        text = json.dumps(reference_spec_dict(split), indent=2) + "\n"
-        (out / f"3-layer-tree-{split}.json").write_text(text, encoding="utf-8")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    import sys
-
-    _write_reference_files(sys.argv[1] if len(sys.argv) > 1 else "cistheory/data/reference")

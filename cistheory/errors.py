@@ -27,10 +27,26 @@ class CISInputError(ValueError):
     >>> err = CISInputError("arrival[2]", -1.0, "must be >= 0")
     >>> str(err)
     'arrival[2] = -1.0: must be >= 0'
+    >>> str(CISInputError("arrival", 10**400, "must be a finite number"))[:50]
+    'arrival = 1000000000000000000000000000000000000000'
     """
 
     def __init__(self, field: str, value: object, reason: str) -> None:
         self.field = field
         self.value = value
         self.reason = reason
-        super().__init__(f"{field} = {value!r}: {reason}")
+        super().__init__(f"{field} = {_shown(value)}: {reason}")
+
+
+_MAX_SHOWN = 100  # characters of a value in a message; the rest is summarised
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, cut to one readable line (a huge integer, a long list)."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an integer beyond str()'s digit limit, deep nesting
+        return f"<{type(value).__name__} too large to show>"
+    if len(text) > _MAX_SHOWN:
+        text = f"{text[: _MAX_SHOWN - 20]}... ({len(text)} characters)"
+    return text

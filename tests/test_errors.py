@@ -73,7 +73,7 @@ CASES = {
     "forwards-too-much": ("forward[1]", "5.0"),
     "cycle": ("parent", "cycle"),
     "two-roots": ("parent", "2 roots"),
-    "unknown-node": ("toplogy_as_edges[6]", "99"),
+    "unknown-node": ("toplogy_as_edges[entry 7]", "99"),
     "exit-beyond-capacity": ("capacity[0]", "3"),
     "missing-field": ("rates.departure", "missing"),
     "missing-node-rate": ("nodes[3].arrival", "missing"),

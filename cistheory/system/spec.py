@@ -40,135 +40,162 @@ from typing import Any
 
 import numpy as np
 
+from .._fields import Field, check_table, check_value
 from ..errors import CISInputError
 from .reference import reference_cis
 from .tree import CIS
 
-__all__ = ["cis_to_spec", "load_spec", "parse_spec"]
+__all__ = ["MAX_EXITS", "cis_to_spec", "load_spec", "parse_spec", "read_document"]
 
 
-def _num(value: Any, field: str, *, allow_inf: bool = False) -> float:
-    if isinstance(value, bool) or value is None:
-        raise CISInputError(field, value, "must be a number")
-    if isinstance(value, str):
-        if allow_inf and value.strip().lower() in {"inf", "infinity"}:
-            return math.inf
-        try:
-            value = float(value)
-        except ValueError:
-            raise CISInputError(field, value, "must be a number") from None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise CISInputError(field, value, "must be a number") from None
-    if math.isnan(out):
-        raise CISInputError(field, value, "must be a number, not NaN")
-    if math.isinf(out) and not allow_inf:
-        raise CISInputError(field, value, "must be finite")
-    if out < 0:
-        raise CISInputError(field, value, "must be >= 0")
-    return out
+MAX_EXITS = 1024
+"""The most exits a spec may give a model (a larger number is surely a typo: every rule and
+bound builds tables of one column per exit)."""
 
+_WHY_EXITS = "more exits than any early-exit model has; a typo?"
 
-def _int(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise CISInputError(field, value, "must be an integer")
-    try:
-        f = float(value)
-    except ValueError:
-        raise CISInputError(field, value, "must be an integer") from None
-    if not f.is_integer():
-        raise CISInputError(field, value, "must be an integer")
-    return int(f)
-
-
-def _req(obj: Mapping[str, Any], key: str, where: str) -> Any:
-    if not isinstance(obj, Mapping):
-        raise CISInputError(where, obj, "must be an object")
-    if key not in obj:
-        raise CISInputError(f"{where}.{key}" if where else key, None, "missing field")
-    return obj[key]
+_PROJECT: dict[str, Field] = {
+    "name": Field("str"),
+    "exits": Field("int", low=1, high=MAX_EXITS, why=_WHY_EXITS),
+    "exit_flops": Field("list", min_items=1, item=Field("number", above=0.0, high=1.0,
+                                                        why="relative to the full model's")),
+    "nodes": Field("list", required=True, min_items=1),
+}
+_NODE: dict[str, Field] = {
+    "id": Field("id", required=True),
+    "parent": Field("id", nullable=True),
+    "exits": Field("int", required=True, low=1, high=MAX_EXITS, why=_WHY_EXITS),
+    "arrival": Field("number", required=True, low=0.0),
+    "forward": Field("number", low=0.0),
+    "capacity": Field("number", low=0.0, allow_inf=True),
+    "data": Field("number", low=0.0),
+}
+_RELEASE: dict[str, Field] = {
+    "toplogy_as_edges": Field("list", required=True),
+    "node_model_size": Field("table", required=True),
+    "rates": Field("table", required=True),
+    # training options of the release: read and not used here
+    "serving_weights_rescale": Field("any"),
+    "loss_rescale": Field("any"),
+    "rescale_by_flow_map": Field("any"),
+    "difficulty_quantization": Field("any"),
+}
+_RELEASE_RATES: dict[str, Field] = {
+    "arrival": Field("table", required=True),
+    "departure": Field("table", required=True),
+}
+_RELEASE_KEYS = frozenset({"toplogy_as_edges", "node_model_size", "rates"})
+_RATE = Field("number", low=0.0)
+_SIZE = Field("int", low=1, high=MAX_EXITS, why=_WHY_EXITS)
+_ID = Field("id")
 
 
 def _parse_reference(doc: Mapping[str, Any], name: str) -> CIS:
-    edges = _req(doc, "toplogy_as_edges", "")
-    sizes = _req(doc, "node_model_size", "")
-    rates = _req(doc, "rates", "")
-    arrival = _req(rates, "arrival", "rates")
-    departure = _req(rates, "departure", "rates")
-    if not isinstance(edges, list):
-        raise CISInputError("toplogy_as_edges", edges, "must be a list of [parent, child]")
-    if not isinstance(sizes, Mapping):
-        raise CISInputError("node_model_size", sizes, "must map node id -> number of exits")
-    ids = [str(k) for k in sizes]
+    top = check_table(doc, _RELEASE, "")
+    sizes: dict[str, Any] = top["node_model_size"]
+    rates = check_table(top["rates"], _RELEASE_RATES, "rates")
+    ids = [check_value(k, _ID, "node_model_size") for k in sizes]
+    if not ids:
+        raise CISInputError("node_model_size", {}, "must name at least one node")
     index = {nid: i for i, nid in enumerate(ids)}
     parent = np.full(len(ids), -1, dtype=np.int64)
-    for j, edge in enumerate(edges):
+    for j, edge in enumerate(top["toplogy_as_edges"]):
+        where = f"toplogy_as_edges[entry {j + 1}]"
         if not isinstance(edge, list | tuple) or len(edge) != 2:
-            raise CISInputError(f"toplogy_as_edges[{j}]", edge, "must be [parent, child]")
-        p, c = str(edge[0]), str(edge[1])
+            raise CISInputError(where, edge, "must be [parent, child]")
+        p, c = (check_value(x, _ID, where) for x in edge)
         for nid in (p, c):
             if nid not in index:
-                raise CISInputError(f"toplogy_as_edges[{j}]", edge, f"unknown node id {nid!r}")
+                raise CISInputError(where, edge, f"unknown node id {nid!r}")
         if parent[index[c]] != -1:
-            raise CISInputError(f"toplogy_as_edges[{j}]", edge, f"node {c!r} has two parents")
+            raise CISInputError(where, edge, f"node {c!r} has two parents")
         parent[index[c]] = index[p]
-    cap = [_int(sizes[nid], f"node_model_size.{nid}") for nid in ids]
-    for key, table in (("rates.arrival", arrival), ("rates.departure", departure)):
-        if not isinstance(table, Mapping):
-            raise CISInputError(key, table, "must map node id -> rate")
+    cap = [check_value(v, _SIZE, f"node_model_size.{k}") for k, v in sizes.items()]
+    tables = []
+    for key in ("arrival", "departure"):
+        table = rates[key]
         for k in table:
             if str(k) not in index:
-                raise CISInputError(f"{key}.{k}", table[k], "unknown node id")
-    arr = [_num(_req(arrival, nid, "rates.arrival"), f"rates.arrival.{nid}") for nid in ids]
-    dep = [_num(_req(departure, nid, "rates.departure"), f"rates.departure.{nid}") for nid in ids]
-    return CIS.build(parent=parent, capacity=cap, arrival=arr, forward=dep, node_ids=ids, name=name)
+                raise CISInputError(f"rates.{key}.{k}", table[k], "unknown node id")
+        by_id = {str(k): v for k, v in table.items()}
+        for nid in ids:
+            if nid not in by_id:
+                raise CISInputError(f"rates.{key}.{nid}", None, "missing field")
+        tables.append([check_value(by_id[nid], _RATE, f"rates.{key}.{nid}") for nid in ids])
+    return CIS.build(
+        parent=parent, capacity=cap, arrival=tables[0], forward=tables[1], node_ids=ids, name=name
+    )
+
+
+def _node_ids(nodes: list[Any]) -> list[str]:
+    """The ids of the project format's nodes, distinct (an entry without one is named by its
+    position, from 1)."""
+    ids: list[str] = []
+    seen: set[str] = set()
+    for j, node in enumerate(nodes):
+        where = f"nodes[entry {j + 1}]"
+        if not isinstance(node, Mapping):
+            raise CISInputError(where, node, "must be a node table (an object)")
+        if "id" not in node:
+            raise CISInputError(f"{where}.id", None, "missing field")
+        nid = check_value(node["id"], _NODE["id"], f"{where}.id")
+        if nid in seen:
+            raise CISInputError(f"{where}.id", node["id"], "duplicate node id")
+        seen.add(nid)
+        ids.append(nid)
+    return ids
+
+
+def _exit_flops(flops: list[float] | None) -> list[float] | None:
+    """Relative FLOPs per exit: a deeper exit computes at least as much as a shallower one."""
+    if flops is None:
+        return None
+    for k in range(1, len(flops)):
+        if flops[k] < flops[k - 1]:
+            raise CISInputError(
+                f"exit_flops[{k + 1}]",
+                flops[k],
+                f"below exit {k}'s {flops[k - 1]!r}: a deeper exit computes at least as much",
+            )
+    return flops
 
 
 def _parse_project(doc: Mapping[str, Any], name: str) -> CIS:
-    nodes = _req(doc, "nodes", "")
-    if not isinstance(nodes, list) or not nodes:
-        raise CISInputError("nodes", nodes, "must be a non-empty list of node objects")
-    ids: list[str] = []
-    for j, node in enumerate(nodes):
-        nid = _req(node, "id", f"nodes[{j}]")
-        ids.append(str(nid))
-    index: dict[str, int] = {}
-    for j, nid in enumerate(ids):
-        if nid in index:
-            raise CISInputError(f"nodes[{j}].id", nid, "duplicate node id")
-        index[nid] = j
+    top = check_table(doc, _PROJECT, "")
+    nodes: list[Any] = top["nodes"]
+    ids = _node_ids(nodes)
+    first = check_table(nodes[0], _NODE, f"nodes[{ids[0]}]")
+    mode = "forward" if "forward" in first else "capacity" if "capacity" in first else None
+    if mode is None:
+        raise CISInputError(f"nodes[{ids[0]}].forward", None, "missing field (or give 'capacity')")
+    other = "capacity" if mode == "forward" else "forward"
+    has_data = "data" in first
+    index = {nid: j for j, nid in enumerate(ids)}
     n = len(ids)
     parent = np.full(n, -1, dtype=np.int64)
     cap = np.zeros(n, dtype=np.int64)
-    arr = np.zeros(n)
-    mode = "forward" if "forward" in nodes[0] else "capacity" if "capacity" in nodes[0] else None
-    if mode is None:
-        raise CISInputError("nodes[0].forward", None, "missing field (or give 'capacity')")
-    rate = np.zeros(n)
-    has_data = "data" in nodes[0]
-    data = np.zeros(n)
+    arr, rate, data = np.zeros(n), np.zeros(n), np.zeros(n)
     for j, node in enumerate(nodes):
-        where = f"nodes[{j}]"
-        par = node.get("parent")
-        if par is not None and str(par) != "":
-            if str(par) not in index:
-                raise CISInputError(f"{where}.parent", par, "unknown node id")
-            parent[j] = index[str(par)]
-        cap[j] = _int(_req(node, "exits", where), f"{where}.exits")
-        arr[j] = _num(_req(node, "arrival", where), f"{where}.arrival")
-        other = "capacity" if mode == "forward" else "forward"
-        if other in node:
-            raise CISInputError(
-                f"{where}.{other}", node[other], f"the spec uses '{mode}' for all nodes"
-            )
-        rate[j] = _num(_req(node, mode, where), f"{where}.{mode}", allow_inf=mode == "capacity")
-        if has_data:
-            data[j] = _num(_req(node, "data", where), f"{where}.data")
-        elif "data" in node:
-            raise CISInputError(f"{where}.data", node["data"], "give 'data' for every node or none")
-    k = doc.get("exits")
-    flops = doc.get("exit_flops")
+        where = f"nodes[{ids[j]}]"
+        f = check_table(node, _NODE, where)
+        if f.get("parent") is not None:
+            if f["parent"] not in index:
+                raise CISInputError(f"{where}.parent", node["parent"], "unknown node id")
+            parent[j] = index[f["parent"]]
+        if other in f:
+            raise CISInputError(f"{where}.{other}", node[other], f"the spec uses '{mode}' for "
+                                "all nodes")
+        if mode not in f:
+            raise CISInputError(f"{where}.{mode}", None, "missing field")
+        if ("data" in f) != has_data:
+            raise CISInputError(f"{where}.data", node.get("data"), "give 'data' for every node "
+                                "or none")
+        cap[j], arr[j], rate[j] = f["exits"], f["arrival"], f[mode]
+        data[j] = f.get("data", 0.0)
+    k = top.get("exits")
+    if k is not None and k > int(cap.max()):
+        raise CISInputError("exits", k, f"no node hosts an exit above {int(cap.max())}: exits "
+                            f"{int(cap.max()) + 1}..{k} would serve nothing")
     return CIS.build(
         parent=parent,
         capacity=cap,
@@ -176,34 +203,68 @@ def _parse_project(doc: Mapping[str, Any], name: str) -> CIS:
         forward=rate if mode == "forward" else None,
         service=rate if mode == "capacity" else None,
         data=data if has_data else None,
-        n_exits=None if k is None else _int(k, "exits"),
-        exit_flops=None
-        if flops is None
-        else [_num(x, f"exit_flops[{i}]") for i, x in enumerate(flops)],
+        n_exits=k,
+        exit_flops=_exit_flops(top.get("exit_flops")),
         node_ids=ids,
-        name=str(doc.get("name", name)),
+        name=top.get("name", name),
     )
 
 
 def parse_spec(doc: Mapping[str, Any], name: str = "") -> CIS:
-    """Build a CIS from a parsed spec document (either format; see the module docstring)."""
+    """Build a CIS from a parsed spec document (either format; see the module docstring).
+
+    A document with ``toplogy_as_edges``, ``node_model_size`` or ``rates`` is read in the
+    reference release's format, any other in the project's. Unknown fields are refused,
+    naming the nearest known one.
+    """
     if not isinstance(doc, Mapping):
-        raise CISInputError("spec", type(doc).__name__, "must be an object at the top level")
-    if "toplogy_as_edges" in doc:
+        raise CISInputError("spec", _kind(doc), "must be a table (an object) at the top level")
+    if _RELEASE_KEYS & set(doc):
         return _parse_reference(doc, name)
     return _parse_project(doc, name)
 
 
+def _kind(doc: Any) -> str:
+    return "a list" if isinstance(doc, list) else type(doc).__name__
+
+
 def _builtin(spec: str) -> CIS:
     parts = spec.split(":")[1:]
-    if not parts or not parts[0]:
+    if not parts or not parts[0] or len(parts) > 3:
         raise CISInputError("spec", spec, "expected reference:SPLIT[:DATA][:NODES]")
     split = parts[0]
     data: str | None = parts[1] if len(parts) > 1 and parts[1] else "equal"
     if data == "none":
         data = None
-    nodes = _int(parts[2], "spec nodes") if len(parts) > 2 else 7
+    nodes = 7
+    if len(parts) > 2:
+        try:
+            nodes = int(parts[2])
+        except ValueError:
+            raise CISInputError("spec", spec, "NODES is 7, 17 or 100") from None
     return reference_cis(split, data, n_nodes=nodes)
+
+
+def read_document(path: str | Path, field: str) -> Any:
+    """Parse a JSON (or, for ``.toml``, TOML) file; every failure is one
+    :class:`~cistheory.errors.CISInputError` naming ``field`` and the path."""
+    p = Path(path)
+    if p.is_dir():
+        raise CISInputError(field, str(path), "is a folder, not a file")
+    if not p.is_file():
+        raise CISInputError(field, str(path), "no such file")
+    try:
+        text = p.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise CISInputError(
+            field, str(path), "cannot read: not UTF-8 text (a UTF-16 or binary file?)"
+        ) from None
+    try:
+        return tomllib.loads(text) if p.suffix.lower() == ".toml" else json.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise CISInputError(field, str(path), f"cannot parse: {exc}") from None
+    except RecursionError:
+        raise CISInputError(field, str(path), "cannot parse: nested too deeply") from None
 
 
 def load_spec(spec: str | Path) -> CIS:
@@ -228,15 +289,7 @@ def load_spec(spec: str | Path) -> CIS:
     s = str(spec)
     if s.startswith("reference:"):
         return _builtin(s)
-    path = Path(s)
-    if not path.is_file():
-        raise CISInputError("spec", s, "no such file")
-    text = path.read_text(encoding="utf-8")
-    try:
-        doc = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise CISInputError("spec", s, f"cannot parse: {exc}") from None
-    return parse_spec(doc, name=path.stem)
+    return parse_spec(read_document(s, "spec"), name=Path(s).stem)
 
 
 def cis_to_spec(cis: CIS) -> dict[str, Any]:

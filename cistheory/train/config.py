@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,8 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._arrays import as_simplex
+from .._fields import Field, check_table, check_value
 from ..errors import CISInputError
-from ..rules.formulas import normalise
 from ..rules.registry import RULE_NAMES, get_rule, rule_inputs
 from ..system.participation import (
     POLICIES,
@@ -30,7 +30,7 @@ from ..system.participation import (
     q_table,
     shallower_with_probability,
 )
-from ..system.spec import load_spec
+from ..system.spec import load_spec, read_document
 from ..system.tree import CIS
 from .data import (
     Dataset,
@@ -46,81 +46,110 @@ from .data import (
 from .fedloop import FedConfig, StepSchedule
 from .models import EarlyExitCNN, EarlyExitMLP, EarlyExitModel, EarlyExitResNet18, NestedLinear
 
-__all__ = ["Experiment", "build_experiment", "config_digest", "load_config", "parse_config"]
+__all__ = [
+    "MAX_ROUNDS",
+    "MAX_SAMPLES",
+    "Experiment",
+    "build_experiment",
+    "config_digest",
+    "load_config",
+    "parse_config",
+]
 
-_SECTIONS = {
-    "spec",
-    "output",
-    "checkpoint_every",
-    "model",
-    "data",
-    "participation",
-    "rule",
-    "train",
-    "seeds",
-}
+MAX_SAMPLES = 10_000_000
+"""The most training (or test) samples a configuration may ask for: synthetic data are
+generated in memory, and 10^7 samples of a few dozen features already take gigabytes."""
+
+MAX_ROUNDS = 10_000_000
+"""The most rounds a configuration may ask for (every round's record is kept)."""
+
 _MODELS = ("nested-linear", "mlp", "cnn", "resnet18")
 _DATASETS = ("synthetic", "synthetic-regression", "digits", "cifar10", "cifar100")
 _RULES = (*RULE_NAMES, "explicit")
-_DATA_FIELDS = {
-    "name",
-    "split",
-    "samples",
-    "heterogeneity",
-    "test_samples",
-    "dims",
-    "n_classes",
-    "alpha",
-    "path",
-    "difficulty_probs",
-    "noise",
-    "label",
+_SIZES = Field("list", min_items=1, item=Field("int", low=1))
+_CLASSES = Field("int", low=2)
+_SEED = Field("int", low=0, high=2**63 - 1)
+
+_TOP: dict[str, Field] = {
+    "spec": Field("str", required=True),
+    "output": Field("str", nullable=True),
+    "checkpoint_every": Field("int", low=1),
+    "model": Field("table"),
+    "data": Field("table"),
+    "participation": Field("table"),
+    "rule": Field("table"),
+    "train": Field("table"),
+    "seeds": Field("table"),
 }
-_TRAIN_FIELDS = {
-    "rounds",
-    "tau",
-    "lr",
-    "schedule",
-    "gamma",
-    "final_lr",
-    "server_lr",
-    "batch_size",
-    "weight_decay",
-    "momentum",
-    "aggregation",
-    "vectorised",
-    "eval_every",
+_MODEL_FIELDS: dict[str, dict[str, Field]] = {
+    "nested-linear": {"dims": _SIZES, "bias": Field("bool"), "n_classes": _CLASSES},
+    "mlp": {"hidden": _SIZES, "n_classes": _CLASSES},
+    "cnn": {"channels": _SIZES, "n_classes": _CLASSES},
+    "resnet18": {
+        "exits": Field("list", min_items=1, item=Field("int", low=1, high=17)),
+        "width": Field("int", low=1),
+        "norm": Field("str", choices=("batch", "group")),
+        "n_classes": _CLASSES,
+    },
 }
+"""The fields of each model's section besides ``name``."""
+_WHY_SAMPLES = f"at most {MAX_SAMPLES:,}: data are held in memory"
+_DATA: dict[str, Field] = {
+    "name": Field("str", choices=_DATASETS),
+    "split": Field("str", choices=("cis", "equal", "dirichlet")),
+    "samples": Field("int", low=1, high=MAX_SAMPLES, why=_WHY_SAMPLES),
+    "heterogeneity": Field("number", low=0.0),
+    "test_samples": Field("int", low=0, high=MAX_SAMPLES, why=_WHY_SAMPLES),
+    "dims": _SIZES,
+    "n_classes": _CLASSES,
+    "alpha": Field("number", above=0.0),
+    "path": Field("str"),
+    "difficulty_probs": Field("list", min_items=1),
+    "noise": Field("number", low=0.0),
+    "label": Field("str", choices=("fine", "coarse")),
+}
+_PARTICIPATION: dict[str, Field] = {
+    "policy": Field("str", choices=(*POLICIES, "shallower", "explicit")),
+    "prob": Field("any"),
+    "q": Field("any"),
+}
+_RULE: dict[str, Field] = {
+    "name": Field("str", choices=_RULES),
+    "sigma": Field("list", min_items=1),
+    "G": Field("list", min_items=1),
+    "lt": Field("list", min_items=1, item=Field("number", low=0.0)),
+    "exit_flops": Field("list", min_items=1, item=Field("number", above=0.0, high=1.0)),
+    "horizon": Field("int", low=1, high=MAX_ROUNDS),
+}
+_TRAIN: dict[str, Field] = {
+    "rounds": Field("int", low=1, high=MAX_ROUNDS),
+    "tau": Field("any"),
+    "lr": Field("number", above=0.0),
+    "schedule": Field("str", choices=("constant", "inverse", "cosine")),
+    "gamma": Field("number", above=0.0),
+    "final_lr": Field("number", low=0.0),
+    "server_lr": Field("number", above=0.0),
+    "batch_size": Field("int", low=1, nullable=True),
+    "weight_decay": Field("number", low=0.0),
+    "momentum": Field("number", low=0.0, below=1.0),
+    "aggregation": Field("str", choices=("unbiased", "multiplicative")),
+    "vectorised": Field("bool"),
+    "eval_every": Field("int", low=0),
+}
+_SEEDS: dict[str, Field] = {name: _SEED for name in ("selection", "batch", "init", "data")}
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a JSON (``.json``) or TOML (``.toml``) configuration and validate it."""
-    p = Path(path)
-    if not p.is_file():
-        raise CISInputError("config", str(path), "no such file")
-    text = p.read_text(encoding="utf-8")
-    try:
-        doc = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise CISInputError("config", str(path), f"cannot parse: {exc}") from None
-    return parse_config(doc)
-
-
-def _section(doc: Mapping[str, Any], name: str) -> dict[str, Any]:
-    sec = doc.get(name, {})
-    if not isinstance(sec, Mapping):
-        raise CISInputError(name, sec, "must be a table/object")
-    return dict(sec)
-
-
-def _allowed(sec: Mapping[str, Any], name: str, keys: set[str]) -> None:
-    for key in sec:
-        if key not in keys:
-            raise CISInputError(f"{name}.{key}", sec[key], f"unknown field; use {sorted(keys)}")
+    return parse_config(read_document(path, "config"))
 
 
 def parse_config(doc: Mapping[str, Any]) -> dict[str, Any]:
     """Validate a parsed configuration and fill in defaults; returns a normalised dict.
+
+    Every field is checked by :func:`cistheory._fields.check_table`: unknown fields are
+    refused (naming the nearest known one), and every value must have its field's type and
+    range (``vectorised = "no"`` is refused, not read as true).
 
     Examples
     --------
@@ -128,79 +157,67 @@ def parse_config(doc: Mapping[str, Any]) -> dict[str, Any]:
     >>> cfg["model"]["name"], cfg["train"]["rounds"]
     ('nested-linear', 2)
     """
-    if not isinstance(doc, Mapping):
-        raise CISInputError("config", type(doc).__name__, "must be an object at the top level")
-    _allowed(doc, "config", _SECTIONS)
-    if "spec" not in doc:
-        raise CISInputError("spec", None, "missing: a spec file or reference:SPLIT[:DATA][:NODES]")
-    model = _model_section(doc)
-    data = _data_section(doc)
-    part = _participation_section(doc)
-    rule = _rule_section(doc)
-    train = _section(doc, "train")
-    _allowed(train, "train", _TRAIN_FIELDS)
-    seeds = {"selection": 0, "batch": 1, "init": 2, "data": 3, **_section(doc, "seeds")}
-    _allowed(seeds, "seeds", {"selection", "batch", "init", "data"})
-    every = doc.get("checkpoint_every", 1)
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise CISInputError("checkpoint_every", every, "must be a positive integer")
+    top = check_table(doc, _TOP, "", what="a table (an object) at the top level")
+    train = check_table(top.get("train", {}), _TRAIN, "train")
+    if "tau" in train:
+        train["tau"] = _tau(train["tau"])
+    seeds = {"selection": 0, "batch": 1, "init": 2, "data": 3}
+    seeds.update(check_table(top.get("seeds", {}), _SEEDS, "seeds"))
     out = {
-        "spec": str(doc["spec"]),
-        "output": doc.get("output"),
-        "checkpoint_every": every,
-        "model": model,
-        "data": data,
-        "participation": part,
-        "rule": rule,
+        "spec": top["spec"],
+        "output": top.get("output"),
+        "checkpoint_every": top.get("checkpoint_every", 1),
+        "model": _model_section(top.get("model", {})),
+        "data": _data_section(top.get("data", {})),
+        "participation": _participation_section(top.get("participation", {})),
+        "rule": _rule_section(top.get("rule", {})),
         "train": train,
         "seeds": seeds,
     }
-    fed_config(out)  # validates the loop's fields
+    fed_config(out)  # validates the loop's fields together (e.g. final_lr <= lr)
     return out
 
 
-def _model_section(doc: Mapping[str, Any]) -> dict[str, Any]:
-    model = {"name": "nested-linear", **_section(doc, "model")}
-    if model["name"] not in _MODELS:
-        raise CISInputError("model.name", model["name"], f"use one of {list(_MODELS)}")
-    return model
+def _tau(value: Any) -> int | str | list[int]:
+    """Local steps: an integer >= 1, one per node, or ``"root-epoch"``."""
+    if value == "root-epoch":
+        return "root-epoch"
+    if isinstance(value, list | tuple):
+        return check_value(value, _SIZES, "train.tau")  # type: ignore[no-any-return]
+    if isinstance(value, str):
+        raise CISInputError("train.tau", value, "use an integer >= 1, a list, or 'root-epoch'")
+    return check_value(value, Field("int", low=1), "train.tau")  # type: ignore[no-any-return]
 
 
-def _data_section(doc: Mapping[str, Any]) -> dict[str, Any]:
+def _model_section(sec: Mapping[str, Any]) -> dict[str, Any]:
+    head = check_table(
+        {"name": sec.get("name", "nested-linear")},
+        {"name": Field("str", choices=_MODELS)},
+        "model",
+    )
+    name = head["name"]
+    rest = {k: v for k, v in sec.items() if k != "name"} if isinstance(sec, Mapping) else sec
+    return {"name": name, **check_table(rest, _MODEL_FIELDS[name], "model")}
+
+
+def _data_section(sec: Mapping[str, Any]) -> dict[str, Any]:
     data = {
         "name": "synthetic",
         "split": "cis",
         "samples": 2000,
         "heterogeneity": 0.5,
         "test_samples": 1000,
-        **_section(doc, "data"),
     }
-    _allowed(data, "data", _DATA_FIELDS)
-    if data["name"] not in _DATASETS:
-        raise CISInputError("data.name", data["name"], f"use one of {list(_DATASETS)}")
-    if data["split"] not in {"cis", "equal", "dirichlet"}:
-        raise CISInputError("data.split", data["split"], "use 'cis', 'equal' or 'dirichlet'")
+    data.update(check_table(sec, _DATA, "data"))
     return data
 
 
-def _participation_section(doc: Mapping[str, Any]) -> dict[str, Any]:
-    part = {"policy": "deepest", **_section(doc, "participation")}
-    _allowed(part, "participation", {"policy", "prob", "q"})
-    if part["policy"] not in {*POLICIES, "shallower", "explicit"}:
-        raise CISInputError(
-            "participation.policy",
-            part["policy"],
-            f"use one of {', '.join([*POLICIES, 'shallower', 'explicit'])}",
-        )
-    return part
+def _participation_section(sec: Mapping[str, Any]) -> dict[str, Any]:
+    return {"policy": "deepest", **check_table(sec, _PARTICIPATION, "participation")}
 
 
-def _rule_section(doc: Mapping[str, Any]) -> dict[str, Any]:
-    rule = {"name": "serving-rate", **_section(doc, "rule")}
-    _allowed(rule, "rule", {"name", "sigma", "G", "lt", "exit_flops"})
-    if rule["name"] not in _RULES:
-        raise CISInputError("rule.name", rule["name"], f"use one of {list(_RULES)}")
-    return rule
+def _rule_section(sec: Mapping[str, Any]) -> dict[str, Any]:
+    return {"name": "serving-rate", **check_table(sec, _RULE, "rule")}
 
 
 def config_digest(cfg: Mapping[str, Any]) -> str:
@@ -389,7 +406,7 @@ def _rule(
     if name == "explicit":
         if "lt" not in r:
             raise CISInputError("rule.lt", None, "the explicit rule needs lt")
-        lt = normalise(r["lt"], "rule.lt")
+        lt = as_simplex(r["lt"], "rule.lt")  # refused unless it sums to 1; never rescaled
         info["lt"] = lt.tolist()
         return lt, info
     rule = get_rule(name)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import CISInputError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "check_writable"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "check_folder", "check_writable"]
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -52,11 +52,34 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _existing_folder(target: Path, field: str, shown: str) -> Path:
+    """The nearest existing folder at or above ``target``; a file on the way is refused."""
+    probe = target
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise CISInputError(field, shown, f"{probe} is a file, not a folder")
+    return probe
+
+
+def _probe_writable(folder: Path, field: str, shown: str) -> None:
+    """Create and remove a file in ``folder`` (``os.access`` says yes to root even on a
+    read-only mount, so only a real write tells)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise CISInputError(
+            field, shown, f"the folder {folder} is not writable ({exc.strerror or exc})"
+        ) from None
+
+
 def check_writable(path: str | Path, field: str, *, create_parent: bool = False) -> Path:
     """Check that a file can be written at ``path`` (before computing what goes there).
 
     The folder must exist (or, with ``create_parent``, be creatable under an existing
-    folder) and be writable, and ``path`` must not be a folder.
+    folder) and be writable (a file is created and removed there), and ``path`` must not be
+    a folder.
 
     Raises
     ------
@@ -64,16 +87,30 @@ def check_writable(path: str | Path, field: str, *, create_parent: bool = False)
         Naming ``field`` and the path.
     """
     target = Path(path)
+    shown = str(path)
     if target.is_dir():
-        raise CISInputError(field, str(path), "is a folder; give a file name")
+        raise CISInputError(field, shown, "is a folder; give a file name")
     parent = target.parent if str(target.parent) else Path(".")
-    probe = parent
-    while create_parent and not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.exists():
-        raise CISInputError(field, str(path), "the folder does not exist")
-    if not probe.is_dir():
-        raise CISInputError(field, str(path), f"{probe} is a file, not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise CISInputError(field, str(path), f"the folder {probe} is not writable")
+    if not create_parent and not parent.exists():
+        raise CISInputError(field, shown, "the folder does not exist")
+    folder = _existing_folder(parent, field, shown)
+    _probe_writable(folder, field, shown)
+    return target
+
+
+def check_folder(path: str | Path, field: str) -> Path:
+    """Check that ``path`` is, or can be created as, a writable folder.
+
+    Raises
+    ------
+    CISInputError
+        If ``path`` is a file, lies under a file, or its nearest existing folder cannot be
+        written.
+    """
+    target = Path(path)
+    shown = str(path)
+    if target.exists() and not target.is_dir():
+        raise CISInputError(field, shown, "is a file, not a folder")
+    folder = _existing_folder(target, field, shown)
+    _probe_writable(folder, field, shown)
     return target

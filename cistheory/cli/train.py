@@ -26,12 +26,13 @@ def _bar(done: int, total: int, width: int = 30) -> str:
 def _cmd_train(args: argparse.Namespace) -> int:
     from ..train.config import load_config
     from ..train.fedloop import LoopState
-    from ..train.run import run_training
+    from ..train.run import check_output_folder, run_training
 
     cfg = load_config(args.config)
     out = args.out or cfg.get("output") or str(Path("runs") / Path(args.config).stem)
     if args.stop_after is not None and args.stop_after < 1:
         raise CISInputError("--stop-after", args.stop_after, "must be >= 1")
+    check_output_folder(out, resume=args.resume, force=args.force, field="--out")
     t0 = time.perf_counter()
 
     def show(state: LoopState, total: int) -> None:
@@ -46,6 +47,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg,
         out,
         resume=args.resume,
+        force=args.force,
         stop_after=args.stop_after,
         on_round=None if args.quiet else show,
     )
@@ -73,7 +75,18 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--out", help="output directory (default: the config's 'output', else runs/<config name>)"
     )
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in OUT from OUT/checkpoint.pt (refused if the checkpoint is "
+        "corrupt or of another configuration)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite an earlier run's files in OUT (without --resume or --force, a folder "
+        "holding a run is refused)",
+    )
     p.add_argument(
         "--stop-after",
         type=int,

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._io import atomic_write_bytes
+from .._io import atomic_write_bytes, check_folder
 from ..errors import CISInputError
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Experiment, build_experiment, config_digest
@@ -27,7 +27,7 @@ from .evaluate import evaluate_cis
 from .fedloop import LoopState, RoundRecord, TrainResult, exit_objectives, run_federated
 from .models import EarlyExitModel
 
-__all__ = ["run_training"]
+__all__ = ["OUTPUTS", "check_output_folder", "run_training"]
 
 _CHECKPOINT = "checkpoint.pt"
 
@@ -100,29 +100,63 @@ def _history_csv(history: list[RoundRecord], k: int) -> str:
     return buf.getvalue()
 
 
+OUTPUTS = (_CHECKPOINT, "results.json", "history.csv", "model.pt")
+"""The files a run writes into its output folder."""
+
+
+def check_output_folder(
+    out_dir: str | Path, *, resume: bool = False, force: bool = False, field: str = "out"
+) -> Path:
+    """Refuse an output folder before any work: a file, a path under a file, a folder that
+    cannot be written, or (unless ``resume`` or ``force``) one that holds an earlier run.
+
+    Raises
+    ------
+    CISInputError
+        Naming ``field`` and the path.
+    """
+    out = check_folder(out_dir, field)
+    if resume and force:
+        raise CISInputError(field, str(out_dir), "give --resume or --force, not both")
+    earlier = [name for name in OUTPUTS if (out / name).exists()]
+    if earlier and not (resume or force):
+        raise CISInputError(
+            field,
+            str(out_dir),
+            f"holds an earlier run ({', '.join(earlier)}); resume it with --resume, "
+            "overwrite it with --force, or choose another folder",
+        )
+    if resume and not (out / _CHECKPOINT).is_file():
+        raise CISInputError(field, str(out_dir), f"has no {_CHECKPOINT} to resume from")
+    return out
+
+
 def run_training(
     cfg: Mapping[str, Any],
     out_dir: str | Path,
     *,
     resume: bool = False,
+    force: bool = False,
     stop_after: int | None = None,
     on_round: Callable[[LoopState, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run a validated configuration; write outputs to ``out_dir``; return the results dict.
 
     ``on_round(state, rounds)`` is called after every round with the loop's state and the
-    number of rounds of the run (for progress).
+    number of rounds of the run (for progress). A folder holding an earlier run is refused
+    unless ``resume`` (continue it from its checkpoint) or ``force`` (overwrite it).
 
     Raises
     ------
     CISInputError
-        ``resume`` without a checkpoint, or a checkpoint of another configuration.
+        An output folder that cannot be used (:func:`check_output_folder`), ``resume``
+        without a checkpoint, a corrupt checkpoint, or one of another configuration or model.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_folder(out_dir, resume=resume, force=force)
     digest = config_digest(cfg)
     exp = build_experiment(cfg)
-    ck = _checkpoint_to_resume(out, digest) if resume else None
+    ck = _checkpoint_to_resume(out, digest, exp) if resume else None
+    out.mkdir(parents=True, exist_ok=True)
     total = exp.fed.rounds
     start = int(ck["rounds_done"]) if ck else 0
     target = total if stop_after is None else min(total, start + stop_after)
@@ -144,13 +178,21 @@ def run_training(
     return results
 
 
-def _checkpoint_to_resume(out: Path, digest: str) -> dict[str, Any]:
-    """The checkpoint in ``out``, refused unless it is of the configuration ``digest``."""
-    ck = load_checkpoint(out / _CHECKPOINT)
-    if ck["meta"].get("config_digest") != digest:
-        raise CISInputError(
-            "--resume", str(out / _CHECKPOINT), "the checkpoint is of another configuration"
-        )
+def _checkpoint_to_resume(out: Path, digest: str, exp: Experiment) -> dict[str, Any]:
+    """The checkpoint in ``out``, refused unless it is intact, of the configuration
+    ``digest``, and holds the experiment's model (same tensors, same shapes) and at most its
+    rounds."""
+    path = out / _CHECKPOINT
+    ck = load_checkpoint(path, config_digest=digest)
+    want = {k: tuple(v.shape) for k, v in exp.model.state_dict().items()}
+    model = ck["model"]
+    have = {k: tuple(v.shape) for k, v in model.items()} if isinstance(model, dict) else {}
+    if have != want:
+        raise CISInputError("checkpoint", str(path), "its model does not match the configuration's")
+    done = ck["rounds_done"]
+    if isinstance(done, bool) or not isinstance(done, int) or not 0 <= done <= exp.fed.rounds:
+        raise CISInputError("checkpoint", str(path), f"rounds_done = {done!r} is not in "
+                            f"0..{exp.fed.rounds}")
     return ck
 
 

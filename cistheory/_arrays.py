@@ -25,6 +25,7 @@ __all__ = [
     "as_simplex",
     "check_scalar",
     "entry_name",
+    "exit_axes",
     "first_bad",
 ]
 
@@ -64,6 +65,21 @@ def entry_name(
         else:
             names.append(str(i))
     return f"{field}[{', '.join(names)}]"
+
+
+def exit_axes(x: ArrayLike) -> tuple[Axis, ...]:
+    """How to name the entries of a per-exit ``(K,)`` or per-pair ``(N, K)`` array.
+
+    Examples
+    --------
+    >>> exit_axes([0.1, 0.2]), exit_axes([[0.1, 0.2]])
+    (('exit',), ('node', 'exit'))
+    """
+    try:
+        nd = np.ndim(x)
+    except (TypeError, ValueError):  # ragged: as_float_array refuses it with its own message
+        return ("exit",)
+    return ("node", "exit") if nd == 2 else ("exit",)
 
 
 def first_bad(

@@ -178,7 +178,7 @@ class _Data:
     v_fixed: FloatArray
     w: FloatArray
     el: Eligibility
-    generalization: float
+    generalisation: float
     exit_data: FloatArray
 
 
@@ -215,7 +215,7 @@ def _problem_data(cis: CIS, el: Eligibility, const: CISConstants) -> _Data:
     trained = mk > 0
     rad = np.zeros(k)
     if const.rademacher is not None:
-        r_in = as_float_array(const.rademacher, "rademacher", nonneg=True)
+        r_in = as_float_array(const.rademacher, "rademacher", nonneg=True, axes=("exit",))
         if r_in.shape not in {(), (k,)}:
             raise CISInputError("rademacher", r_in.tolist(), f"expected a scalar or {k} values")
         rad = np.broadcast_to(r_in, (k,))
@@ -291,7 +291,7 @@ def design(
                         method=method, max_iter=max_iter)
     q = res.q if isinstance(res, JointResult) else _fixed_q(el, cis.n_nodes, cis.n_exits)
     _, t_chi, t_var = joint_objective(d.lam, d.v_fixed, d.w, a, b, res.lt, q)
-    terms = {"generalization": d.generalization, "bias": t_chi, "variance": t_var,
+    terms = {"generalisation": d.generalisation, "bias": t_chi, "variance": t_var,
              "optimisation_constant": c0}
     part = explicit(cis, np.minimum(q, 1.0), name=el.name)
     fun = float(sum(terms.values()))
@@ -404,7 +404,7 @@ def design_terms(
     .. math:: J = 2\sum_k \lambda_k\varepsilon_k + A\,\chi^2(\lambda\|\tilde\lambda)
         + B\,V(\tilde\lambda, q) + C_0,
 
-    returned as ``{"J", "terms", "bound_tight"}``: ``terms`` has ``generalization``,
+    returned as ``{"J", "terms", "bound_tight"}``: ``terms`` has ``generalisation``,
     ``bias`` (:math:`A\chi^2`), ``variance`` (:math:`BV`) and ``optimisation_constant``
     (:math:`C_0`), and ``bound_tight`` is the tight-form total of
     :func:`cistheory.bounds.cis_bound`.
@@ -424,7 +424,7 @@ def design_terms(
     lt_a = np.asarray(lt, dtype=np.float64)
     _, t_chi, t_var = joint_objective(d.lam, d.v_fixed, d.w, a, b, lt_a, part.q)
     terms = {
-        "generalization": d.generalization,
+        "generalisation": d.generalisation,
         "bias": t_chi,
         "variance": t_var,
         "optimisation_constant": c0,

@@ -72,7 +72,7 @@ def _joint_inputs(
 ) -> _Joint:
     lam_a = as_simplex(lam, "lam")
     k = lam_a.size
-    vf = as_float_array(v_fixed, "v_fixed", shape=(k,), nonneg=True)
+    vf = as_float_array(v_fixed, "v_fixed", shape=(k,), nonneg=True, axes=("exit",))
     wa = as_float_array(w, "w", ndim=2, nonneg=True)
     el = np.asarray(eligible, dtype=bool)
     n = wa.shape[0]
@@ -83,7 +83,10 @@ def _joint_inputs(
     if (wa[~free] > 0).any():
         i, j = np.argwhere((wa > 0) & ~free)[0]
         raise CISInputError(f"w[{i}, {j}]", float(wa[i, j]), "w > 0 on a pair that is not free")
-    cost_a = None if cost is None else as_float_array(cost, "cost", shape=(k,), nonneg=True)
+    cost_a = (
+        None if cost is None
+        else as_float_array(cost, "cost", shape=(k,), nonneg=True, axes=("exit",))
+    )
     budget_left = None
     if budget is not None and cost_a is not None:
         budget_left = float(budget) - float(cost_a[fx[np.flatnonzero(fx >= 0)]].sum())

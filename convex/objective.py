@@ -77,7 +77,7 @@ def check_lt_inputs(
     (array([1., 2.]), 1.0, 0.0, 0.1)
     """
     lam_a = as_simplex(lam, "lam")
-    v_a = as_float_array(v, "v", ndim=1, nonneg=True)
+    v_a = as_float_array(v, "v", ndim=1, nonneg=True, axes=("exit",))
     if v_a.size != lam_a.size:
         raise CISInputError("v", v_a.tolist()[:10], f"expected {lam_a.size} values, one per exit")
     for name, val in (("a", a), ("b", b), ("lt_min", lt_min)):
@@ -111,7 +111,7 @@ def lt_objective(lam: ArrayLike, v: ArrayLike, a: float, b: float, lt: ArrayLike
     """
     lam_a = as_simplex(lam, "lam")
     x = as_simplex(lt, "lt")
-    v_a = as_float_array(v, "v", ndim=1, nonneg=True)
+    v_a = as_float_array(v, "v", ndim=1, nonneg=True, axes=("exit",))
     return lt_terms(lam_a, v_a, float(a), float(b), x)[0]
 
 

@@ -178,7 +178,7 @@ def _validate(
             raise CISInputError("cost", None, "a budget needs a per-exit cost")
         cost_a = np.zeros(k)
     else:
-        cost_a = as_float_array(cost, "cost", shape=(k,), nonneg=True)
+        cost_a = as_float_array(cost, "cost", shape=(k,), nonneg=True, axes=("exit",))
     cost_fixed = float(cost_a[fx[rows]].sum())
     return _Prob(
         c=np.where(free_el, ca, 0.0),

@@ -340,7 +340,7 @@ class DesignResult(_Serialisable):
     fun : float
         :math:`J = ` generalisation + :math:`A\chi^2 + BV + C_0`.
     terms : dict
-        ``generalization``, ``bias`` (:math:`A\chi^2`), ``variance`` (:math:`BV`),
+        ``generalisation``, ``bias`` (:math:`A\chi^2`), ``variance`` (:math:`BV`),
         ``optimisation_constant`` (:math:`C_0`).
     lower_bound : float
         ``fun - gap``: a certified lower bound on :math:`J` over the policy's designs.

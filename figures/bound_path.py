@@ -96,7 +96,7 @@ def compute(size: str, out: Path, seed: int = 0) -> Path:
             "panel",
             "s",
             "chi2",
-            "generalization",
+            "generalisation",
             "bias",
             "optimisation",
             "variance_part",
@@ -131,7 +131,7 @@ def plot(data_path: Path, out: Path) -> list[Path]:
         )
         ax.set_yscale("log")
         ax.set_xlabel("s: lt = (1-s) lambda + s lt_iv")
-        gen = p["rows"][0]["generalization"]
+        gen = p["rows"][0]["generalisation"]
         ax.set_title(
             f"{p['name']}\n(+ constant terms: generalisation {gen:.3g}, "
             f"optimisation at V=0 {p['optimisation_constant']:.3g})",

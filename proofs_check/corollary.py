@@ -59,7 +59,7 @@ def _reference_identity(rng: np.random.Generator, n: int) -> list[CheckResult]:
         bias = 2 * L / mu * c2 * const.Gamma
         opt = 2 * L**2 / mu**2 * eT
         tight = (np.sqrt(2 * L * c2 * const.Gamma) + L * np.sqrt(2 * eT / mu)) ** 2 / (2 * mu)
-        got.append([terms.generalization, terms.bias, terms.optimisation, terms.total,
+        got.append([terms.generalisation, terms.bias, terms.optimisation, terms.total,
                     terms.total_split])
         want.append([gen, bias, opt, gen + tight, gen + bias + opt])
     return [numeric_identity(
@@ -101,10 +101,10 @@ def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], li
         eps = rng.uniform(0, 0.1, size=k)
         terms = bounds.full_bound(lam, lt, L=L, mu=mu, mu_t=mu_t, L_t=L_t, Gamma=Gamma, V=V,
                                   gap0=gap0, T=T_ROUNDS, eps=eps, eta=eta)
-        tot.append(terms.total - terms.generalization)
-        split.append(terms.total_split - terms.generalization)
-        parts_l.append([terms.generalization, terms.total_split])
-        parts_r.append([2 * float(lam @ eps), terms.generalization + terms.bias +
+        tot.append(terms.total - terms.generalisation)
+        split.append(terms.total_split - terms.generalisation)
+        parts_l.append([terms.generalisation, terms.total_split])
+        parts_r.append([2 * float(lam @ eps), terms.generalisation + terms.bias +
                         terms.optimisation])
     checks = [
         numeric_inequality(
@@ -116,7 +116,7 @@ def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], li
             np.array(tot), np.array(split)),
         numeric_identity(
             "corollary.terms_add_up", STATEMENT,
-            "generalization = 2 sum lam eps and total_split = sum of the three terms",
+            "generalisation = 2 sum lam eps and total_split = sum of the three terms",
             np.array(parts_l), np.array(parts_r)),
     ]
     checks += _reference_identity(rng, max(5, instances // 10))

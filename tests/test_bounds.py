@@ -631,17 +631,17 @@ def test_full_bound_terms_compose() -> None:
             e_T = float(sgd_fixed_step_bound(50, 0.5, 1.5, 0.4, 0.2, 1.0))
         else:
             e_T = float(sgd_diminishing_bound(50, 5.0, 8.0, 1.5, 0.4, 0.2, 1.0))
-        assert terms.generalization == pytest.approx(2 * float(lam @ eps), rel=1e-15)
+        assert terms.generalisation == pytest.approx(2 * float(lam @ eps), rel=1e-15)
         assert terms.bias == pytest.approx(2 * 2.0 / 0.5 * chi2(lam, lt) * 0.3, rel=1e-15)
         assert terms.optimisation == pytest.approx(2 * 4.0 / (0.5 * 0.4) * e_T, rel=1e-15)
         tight = training_error_bound(lam, lt, 2.0, 0.5, 0.4, 0.3, e_T)
-        assert terms.total == pytest.approx(terms.generalization + tight, rel=1e-15)
+        assert terms.total == pytest.approx(terms.generalisation + tight, rel=1e-15)
         assert terms.total_split == pytest.approx(
-            terms.generalization + terms.bias + terms.optimisation, rel=1e-15
+            terms.generalisation + terms.bias + terms.optimisation, rel=1e-15
         )
         assert terms.total <= terms.total_split
         assert set(terms.as_dict()) == {
-            "generalization", "bias", "optimisation", "total", "total_split"
+            "generalisation", "bias", "optimisation", "total", "total_split"
         }
 
 
@@ -690,10 +690,10 @@ BAD_CASES: list[tuple[str, Callable[[], object], str]] = [
     ("q>1", lambda: variance_bound([[1.5, 0.0]], B1, [1, 1], [1, 1]), "q[0, 1]"),
     ("q row>1", lambda: variance_bound([[0.6, 0.6]], B1, [1, 1], [1, 1]), "q[0]"),
     ("beta where q=0", lambda: variance_bound([[1.0, 0.0]], B1, [1, 1], [1, 1]), "beta[0, 2]"),
-    ("sigma2<0", lambda: variance_bound(Q1, B1, [1.0, -1.0], [1, 1]), "sigma2[1]"),
+    ("sigma2<0", lambda: variance_bound(Q1, B1, [1.0, -1.0], [1, 1]), "sigma2[2]"),
     ("G2 shape", lambda: variance_bound(Q1, B1, [1, 1], [1, 1, 1]), "G2"),
     ("noise_var<0", lambda: variance_exact(Q1, B1, [[[1.0], [1.0]]], [[0.1, -0.1]]),
-     "noise_var[0, 1]"),
+     "noise_var[0, 2]"),
     ("grad shape", lambda: variance_exact(Q1, B1, [[1.0, 1.0]], [[0.1, 0.1]]), "grad"),
     ("eta>1/L", lambda: sgd_fixed_step_bound(1, 1.5, 1.0, 0.5, 1.0, 1.0), "eta"),
     ("eta<=0", lambda: sgd_fixed_step_bound(1, 0.0, 1.0, 0.5, 1.0, 1.0), "eta"),
@@ -704,7 +704,7 @@ BAD_CASES: list[tuple[str, Callable[[], object], str]] = [
     ("gap0<0", lambda: sgd_diminishing_bound(1, 4.0, 4.0, 1.0, 0.5, 1.0, -1.0), "gap0"),
     ("b mu<=1", lambda: sgd_diminishing_bound(1, 2.0, 4.0, 1.0, 0.5, 1.0, 1.0), "b"),
     ("b/gamma>1/L", lambda: sgd_diminishing_bound(1, 4.0, 3.0, 1.0, 0.5, 1.0, 1.0), "gamma"),
-    ("M<=0", lambda: generalization_bound([10.0, 0.0], 0.05, 1.0, 0.0), "M[1]"),
+    ("M<=0", lambda: generalization_bound([10.0, 0.0], 0.05, 1.0, 0.0), "M[2]"),
     ("delta", lambda: generalization_bound([10.0], 1.0, 1.0, 0.0), "delta"),
     ("B<=0", lambda: generalization_bound([10.0], 0.05, 0.0, 0.0), "B"),
     ("rademacher<0", lambda: generalization_bound([10.0], 0.05, 1.0, -0.1), "rademacher"),

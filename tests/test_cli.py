@@ -87,7 +87,7 @@ def test_default_report(capsys: pytest.CaptureFixture[str]) -> None:
         for r in entry["rules"].values():
             # the tight form of Theorem 1(b) never exceeds the split form
             assert r["total"] <= r["total_split"] * (1 + 1e-12)
-            parts = r["generalization"] + r["bias"] + r["optimisation"]
+            parts = r["generalisation"] + r["bias"] + r["optimisation"]
             assert abs(r["total_split"] - parts) <= 1e-12 * parts
         # the bound-optimal rule's bound is no worse than any other rule's
         best = entry["rules"]["bound-optimal"]["total_split"]

@@ -143,7 +143,7 @@ def test_compare_eligibility_tiny_end_devices() -> None:
     cis = cistheory.reference_cis("80-15-5", "tiny")
     res = compare_eligibility(cis, reference_constants())
     deep, shallow = res["deepest"], res["shallower"]
-    assert shallow.terms["generalization"] < deep.terms["generalization"]
+    assert shallow.terms["generalisation"] < deep.terms["generalisation"]
     for r in res.values():
         assert r.fun == pytest.approx(r.bound.total_split, rel=SUM_RTOL)
     # the deepest policy fixes every node: q is the configuration itself

@@ -146,14 +146,14 @@ def test_exit_with_share_but_no_trainer() -> None:
 @pytest.mark.parametrize("bad", [0.0, -0.1, math.nan])
 def test_non_positive_noise_constants(bad: float) -> None:
     part = ct.deepest_exit(_cis())
-    with pytest.raises(ct.CISInputError, match=r"sigma\[1\]"):
+    with pytest.raises(ct.CISInputError, match=r"sigma\[2\]"):
         ct.variance_coefficients(part, [0.1, bad, 0.2])
 
 
 def test_cli_bad_sigma(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["weights", "reference:80-15-5", "--rule", "opt-err", "--sigma", "0.1,0,0.2"])
     assert code == 2
-    assert "sigma[1] = 0.0" in capsys.readouterr().err
+    assert "sigma[2] = 0.0" in capsys.readouterr().err
 
 
 def test_cli_rule_needs_sigma(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._arrays import FloatArray, as_float_array, as_simplex, first_bad
+from .._arrays import FloatArray, as_float_array, as_simplex, exit_axes, first_bad
 from ..errors import CISInputError
 from ..system.participation import check_q
 
@@ -84,7 +84,7 @@ def check_q_beta(q: ArrayLike, beta_: ArrayLike) -> tuple[FloatArray, FloatArray
 
 def per_pair(x: ArrayLike, field: str, shape: tuple[int, int]) -> FloatArray:
     """A per-exit ``(K,)`` or per-pair ``(N, K)`` non-negative array, broadcast to ``(N, K)``."""
-    arr = as_float_array(x, field, nonneg=True)
+    arr = as_float_array(x, field, nonneg=True, axes=exit_axes(x))
     if arr.shape not in {(shape[1],), shape}:
         raise CISInputError(
             field, arr.tolist(), f"expected {shape[1]} values (one per exit) or shape {shape}"

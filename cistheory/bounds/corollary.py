@@ -29,19 +29,19 @@ class BoundTerms:
 
     Attributes
     ----------
-    generalization : float
+    generalisation : float
         :math:`2\sum_k \lambda_k \varepsilon_k`.
     bias : float
         :math:`(2L/\mu)\,\chi^2\,\Gamma`.
     optimisation : float
         :math:`(2L^2/(\mu\mu_t))\,\mathbb E[e_T]`.
     total : float
-        ``generalization`` plus the tight form of Theorem 1(b) with :math:`\mathbb E[e_T]`.
+        ``generalisation`` plus the tight form of Theorem 1(b) with :math:`\mathbb E[e_T]`.
     total_split : float
-        ``generalization + bias + optimisation`` (:math:`\ge` ``total``).
+        ``generalisation + bias + optimisation`` (:math:`\ge` ``total``).
     """
 
-    generalization: float
+    generalisation: float
     bias: float
     optimisation: float
     total: float
@@ -50,7 +50,7 @@ class BoundTerms:
     def as_dict(self) -> dict[str, float]:
         """The terms by name."""
         return {
-            "generalization": self.generalization,
+            "generalisation": self.generalisation,
             "bias": self.bias,
             "optimisation": self.optimisation,
             "total": self.total,
@@ -141,10 +141,10 @@ def full_bound(
     >>> terms = full_bound([0.5, 0.5], [0.5, 0.5], L=1.0, mu=1.0, mu_t=1.0, L_t=1.0,
     ...                    Gamma=1.0, V=0.0, gap0=1.0, T=3, eps=[0.1, 0.1], eta=0.5)
     >>> terms.as_dict()
-    {'generalization': 0.2, 'bias': 0.0, 'optimisation': 0.25, 'total': 0.325, 'total_split': 0.45}
+    {'generalisation': 0.2, 'bias': 0.0, 'optimisation': 0.25, 'total': 0.325, 'total_split': 0.45}
     """
     lam_a, lt_a = check_weights(lam, lt)
-    eps_a = as_float_array(eps, "eps", nonneg=True)
+    eps_a = as_float_array(eps, "eps", nonneg=True, axes=("exit",))
     if eps_a.shape != lam_a.shape:
         raise CISInputError("eps", eps_a.tolist(), f"expected {lam_a.size} values (one per exit)")
     L_ = check_scalar(L, "L")
@@ -162,7 +162,7 @@ def full_bound(
     opt = 2.0 * L_**2 / (mu_ * mut) * e_T
     tight = training_error_bound(lam_a, lt_a, L_, mu_, mut, gam, e_T)
     return BoundTerms(
-        generalization=gen,
+        generalisation=gen,
         bias=float(bias),
         optimisation=float(opt),
         total=gen + tight,
@@ -267,7 +267,7 @@ def cis_bound(cis: CIS, part: Participation, lt: ArrayLike, const: CISConstants)
     rad = (
         np.zeros(k)
         if const.rademacher is None
-        else as_float_array(const.rademacher, "rademacher", nonneg=True)
+        else as_float_array(const.rademacher, "rademacher", nonneg=True, axes=("exit",))
     )
     if rad.shape not in {(), (k,)}:
         raise CISInputError("rademacher", rad.tolist(), f"expected a scalar or {k} values")

@@ -54,10 +54,10 @@ def variance_exact(q: ArrayLike, beta: ArrayLike, grad: ArrayLike, noise_var: Ar
     1.0
     """
     qa, ba = check_q_beta(q, beta)
-    ga = as_float_array(grad, "grad")
+    ga = as_float_array(grad, "grad", axes=("node", "exit", "index"))
     if ga.ndim != 3 or ga.shape[:2] != qa.shape:
         raise CISInputError("grad", ga.shape, f"expected shape {qa.shape} + (d,)")
-    s2 = as_float_array(noise_var, "noise_var", nonneg=True)
+    s2 = as_float_array(noise_var, "noise_var", nonneg=True, axes=("node", "exit"))
     if s2.shape != qa.shape:
         raise CISInputError("noise_var", s2.tolist(), f"expected shape {qa.shape} (as q)")
     pos = qa > 0

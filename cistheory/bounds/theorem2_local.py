@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._arrays import FloatArray, as_float_array, check_scalar
+from .._arrays import FloatArray, as_float_array, check_scalar, exit_axes, first_bad
 from ..errors import CISInputError
 
 __all__ = ["drift_factor", "local_sgd_bound", "local_variance_bound"]
@@ -99,17 +99,15 @@ def local_variance_bound(
     tau_i = _check_tau(tau)
     eta_f = check_scalar(eta, "eta", positive=True)
     L_f = check_scalar(L, "L", positive=True)
-    qa = as_float_array(q, "q", ndim=2, nonneg=True)
-    ba = as_float_array(beta, "beta", shape=qa.shape, nonneg=True)
-    s2 = np.broadcast_to(as_float_array(sigma2, "sigma2", nonneg=True), qa.shape)
-    g2 = np.broadcast_to(as_float_array(G2, "G2", nonneg=True), qa.shape)
-    if (qa > 1).any():
-        i, k = np.argwhere(qa > 1)[0]
-        raise CISInputError(f"q[{i}, {k}]", float(qa[i, k]), "a probability must be <= 1")
-    orphan = (ba > 0) & (qa == 0)
-    if orphan.any():
-        i, k = np.argwhere(orphan)[0]
-        raise CISInputError(f"beta[{i}, {k}]", float(ba[i, k]), "positive weight with q = 0")
+    pair = ("node", "exit")
+    qa = as_float_array(q, "q", ndim=2, nonneg=True, axes=pair)
+    ba = as_float_array(beta, "beta", shape=qa.shape, nonneg=True, axes=pair)
+    s2 = np.broadcast_to(
+        as_float_array(sigma2, "sigma2", nonneg=True, axes=exit_axes(sigma2)), qa.shape
+    )
+    g2 = np.broadcast_to(as_float_array(G2, "G2", nonneg=True, axes=exit_axes(G2)), qa.shape)
+    first_bad("q", qa, qa > 1, "a probability must be <= 1", axes=pair)
+    first_bad("beta", ba, (ba > 0) & (qa == 0), "positive weight with q = 0", axes=pair)
     fixed = (qa == 1.0).any(axis=1)
     pos = qa > 0
     safe_q = np.where(pos, qa, 1.0)

@@ -38,7 +38,7 @@ def linear_rademacher(M: ArrayLike, rho: ArrayLike, W: ArrayLike, X: ArrayLike) 
     >>> linear_rademacher([100, 400], 1.0, 2.0, 1.0).tolist()
     [0.2, 0.1]
     """
-    Ma = as_float_array(M, "M", positive=True)
+    Ma = as_float_array(M, "M", positive=True, axes=("exit",))
     r = as_float_array(rho, "rho", nonneg=True)
     w = as_float_array(W, "W", nonneg=True)
     x = as_float_array(X, "X", nonneg=True)
@@ -80,14 +80,14 @@ def generalization_bound(M: ArrayLike, delta: float, B: float, rademacher: Array
     >>> generalization_bound([50.0], 2 * np.exp(-1.0), 1.0, 0.0).tolist()
     [0.1]
     """
-    Ma = as_float_array(M, "M", positive=True)
+    Ma = as_float_array(M, "M", positive=True, axes=("exit",))
     if Ma.ndim != 1 or Ma.size == 0:
         raise CISInputError("M", Ma.tolist(), "expected a non-empty 1-d array (one per exit)")
     d = check_scalar(delta, "delta")
     if not 0 < d < 1:
         raise CISInputError("delta", delta, "a probability must lie in (0, 1)")
     b = check_scalar(B, "B", positive=True)
-    rad = as_float_array(rademacher, "rademacher", nonneg=True)
+    rad = as_float_array(rademacher, "rademacher", nonneg=True, axes=("exit",))
     if rad.shape not in {(), Ma.shape}:
         raise CISInputError("rademacher", rad.tolist(), f"expected a scalar or {Ma.size} values")
     k = Ma.size

@@ -432,7 +432,9 @@ class CIS:
             given = True
         flops = None
         if exit_flops is not None:
-            flops = as_float_array(exit_flops, "exit_flops", shape=(k_max,), positive=True)
+            flops = as_float_array(
+                exit_flops, "exit_flops", shape=(k_max,), positive=True, axes=("exit",)
+            )
         cis = cls(
             node_ids=ids,
             parent=par,

@@ -159,7 +159,8 @@ def _lt_for(
     spec: RunSpec, cis: ct.CIS, part: ct.Participation, sigma: Sequence[float], flops: np.ndarray
 ) -> np.ndarray | Callable[[int], np.ndarray]:
     rule = get_rule(spec.rule)
-    inputs = rule_inputs(cis, part, sigma=sigma, exit_flops=flops)
+    # the FLOPs schedule spans the run: tau_t = (t + 1) / rounds reaches 1 at its last round
+    inputs = rule_inputs(cis, part, sigma=sigma, exit_flops=flops, horizon=spec.setting.rounds)
     if rule.per_round:
         return lambda t: rule.weights(replace(inputs, round_t=t))
     return rule.weights(inputs)

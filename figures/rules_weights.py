@@ -35,7 +35,7 @@ def compute(size: str, out: Path, seed: int = 0) -> Path:
     rows = []
     for split in cfg["splits"]:
         cis = ct.reference_cis(split, cfg["data"])
-        inputs = rule_inputs(cis, ct.deepest_exit(cis), sigma=sigma, round_t=99)
+        inputs = rule_inputs(cis, ct.deepest_exit(cis), sigma=sigma)  # flops: final weights
         for rule in RULES:
             lt = rule_weights(rule, inputs).tolist()
             for k, (lam_k, lt_k) in enumerate(zip(cis.lam, lt, strict=True)):

@@ -10,11 +10,12 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .._arrays import FloatArray, as_float_array
+from .._arrays import FloatArray, as_float_array, exit_axes, first_bad
 from ..errors import CISInputError
 from ..system.participation import Participation
 
 __all__ = [
+    "REFERENCE_HORIZON",
     "balanced_adj",
     "equal",
     "flops_proportional",
@@ -27,7 +28,7 @@ __all__ = [
 
 def normalise(x: ArrayLike, field: str = "weights") -> FloatArray:
     """Scale a non-negative vector with positive sum onto the simplex."""
-    a = as_float_array(x, field, ndim=1, nonneg=True)
+    a = as_float_array(x, field, ndim=1, nonneg=True, axes=("exit",))
     s = float(a.sum())
     if not s > 0:
         raise CISInputError(field, a.tolist(), "weights must have a positive sum")
@@ -58,26 +59,53 @@ def equal(n_exits: int) -> FloatArray:
     return np.full(int(n_exits), 1.0 / int(n_exits))
 
 
-def flops_proportional(relative_flops: ArrayLike, round_t: int = 0) -> FloatArray:
+REFERENCE_HORIZON = 100
+"""The reference's schedule horizon: its 100 rounds, over which ``tau_t = 0.01 (t + 1)``."""
+
+
+def flops_proportional(
+    relative_flops: ArrayLike, round_t: int | None = None, horizon: int = REFERENCE_HORIZON
+) -> FloatArray:
     r"""FLOPs-proportional rule of shallow-deep networks, with its round schedule.
 
     .. math::
-        \tilde\lambda_k \propto \min(\tau_t, r_k), \qquad \tau_t = 0.01\,(t + 1),
+        \tilde\lambda_k \propto \min(\tau_t, r_k), \qquad \tau_t = \frac{t + 1}{H},
+        \quad t = 0, \dots, H - 1,
 
-    where :math:`r_k` is exit :math:`k`'s FLOPs over the full model's. Early rounds weight
-    all exits equally; from round :math:`t \ge 100 r_k - 1` exit :math:`k` keeps weight
-    :math:`r_k`.
+    where :math:`r_k \in (0, 1]` is exit :math:`k`'s FLOPs over the full model's and
+    :math:`H` the schedule's horizon, the rounds of the run. The reference's
+    :math:`\tau_t = 0.01(t+1)` is the case :math:`H = 100`, its number of rounds: the
+    threshold rises from :math:`1/H` to 1 over the run, so early rounds weight all exits
+    equally and by the last round (:math:`t = H - 1`, the default) every exit :math:`k`
+    has weight :math:`\propto r_k`. Exit :math:`k` keeps :math:`r_k` from round
+    :math:`\lceil H r_k \rceil - 1` on.
+
+    Parameters
+    ----------
+    relative_flops : array_like, shape (K,)
+        :math:`r_k`, in :math:`(0, 1]`.
+    round_t : int, optional
+        The round :math:`t`, in :math:`0..H-1`; default :math:`H - 1`, the final weights.
+    horizon : int
+        :math:`H \ge 1` (default 100, the reference's).
 
     Examples
     --------
-    >>> flops_proportional([0.25, 0.5, 1.0], round_t=99).round(4).tolist()
+    >>> flops_proportional([0.25, 0.5, 1.0]).round(4).tolist()
     [0.1429, 0.2857, 0.5714]
+    >>> flops_proportional([0.25, 0.5, 1.0], round_t=4, horizon=20).tolist()   # tau = 0.25
+    [0.3333333333333333, 0.3333333333333333, 0.3333333333333333]
     """
-    r = as_float_array(relative_flops, "exit_flops", ndim=1, positive=True)
-    t = int(round_t)
-    if t < 0:
-        raise CISInputError("round", round_t, "must be >= 0")
-    tau = 0.01 * (t + 1)
+    r = as_float_array(relative_flops, "exit_flops", ndim=1, positive=True, axes=("exit",))
+    first_bad("exit_flops", r, r > 1, "relative FLOPs lie in (0, 1] (full model = 1)",
+              axes=("exit",))
+    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
+        raise CISInputError("horizon", horizon, "must be an integer >= 1 (rounds of the run)")
+    h = int(horizon)
+    t = h - 1 if round_t is None else round_t
+    if isinstance(t, bool) or not isinstance(t, int | np.integer) or not 0 <= t < h:
+        raise CISInputError("round", round_t, f"must be an integer in 0..{h - 1} (horizon {h})")
+    tau = (int(t) + 1) / h
     return normalise(np.minimum(tau, r))
 
 
@@ -105,7 +133,7 @@ def variance_coefficients(
         Gradient-norm bounds :math:`G`; zero when omitted.
     """
     n, k = part.q.shape
-    sig = as_float_array(sigma, "sigma", positive=True)
+    sig = as_float_array(sigma, "sigma", positive=True, axes=exit_axes(sigma))
     if sig.shape not in {(k,), (n, k)}:
         raise CISInputError(
             "sigma", sig.tolist(), f"expected {k} values (one per exit) or ({n}, {k})"
@@ -114,7 +142,7 @@ def variance_coefficients(
     if grad_bound is None:
         g2 = np.zeros((n, k))
     else:
-        g = as_float_array(grad_bound, "G", nonneg=True)
+        g = as_float_array(grad_bound, "G", nonneg=True, axes=exit_axes(grad_bound))
         if g.shape not in {(k,), (n, k)}:
             raise CISInputError("G", g.tolist(), f"expected {k} values or ({n}, {k})")
         g2 = np.broadcast_to(g**2, (n, k))
@@ -136,7 +164,9 @@ def inverse_variance(v: ArrayLike) -> FloatArray:
     >>> inverse_variance([1.0, 1.0, 2.0]).tolist()
     [0.4, 0.4, 0.2]
     """
-    va = as_float_array(v, "v", ndim=1, positive=True)
+    va = as_float_array(v, "v", ndim=1, axes=("exit",))
+    first_bad("v", va, va <= 0, "must be > 0: an exit no node trains has no variance to weigh",
+              axes=("exit",))
     return normalise(1.0 / va)
 
 

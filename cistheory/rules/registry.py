@@ -12,7 +12,7 @@ name                    weights                                     needs
 ======================  ==========================================  =======================
 ``serving-rate``        :math:`\tilde\lambda = \lambda`             --
 ``equal``               :math:`1/K`                                 --
-``flops``               :math:`\propto \min(0.01(t+1), r_k)`        ``exit_flops``
+``flops``               :math:`\propto \min((t+1)/H, r_k)`          ``exit_flops``
 ``opt-err``             :math:`\propto 1/v_k`                       ``v``
 ``balanced-adj``        mean of the two above, normalised           ``v``
 ``bound-optimal``       minimiser of the design objective           ``cis``, ``part``,
@@ -39,6 +39,7 @@ from ..errors import CISInputError
 from ..system.participation import Participation
 from ..system.tree import CIS
 from .formulas import (
+    REFERENCE_HORIZON,
     balanced_adj,
     equal,
     flops_proportional,
@@ -63,8 +64,12 @@ class RuleInputs:
         e.g. from :func:`~cistheory.rules.formulas.variance_coefficients`.
     exit_flops : ndarray, shape (K,), optional
         Relative FLOPs :math:`r_k` of each exit.
-    round_t : int
-        Round of the FLOPs schedule.
+    round_t : int, optional
+        Round :math:`t` of the FLOPs schedule, in ``0..horizon-1``; ``None`` means the last,
+        ``horizon - 1`` (the schedule's final weights).
+    horizon : int
+        Rounds :math:`H` of the FLOPs schedule (``tau_t = (t + 1) / H``); 100, the
+        reference's, unless given.
     cis, part : CIS, Participation, optional
         The system and its participation (``bound-optimal``).
     sigma : array_like, optional
@@ -77,7 +82,8 @@ class RuleInputs:
     lam: FloatArray
     v: FloatArray | None = None
     exit_flops: FloatArray | None = None
-    round_t: int = 0
+    round_t: int | None = None
+    horizon: int = REFERENCE_HORIZON
     cis: CIS | None = None
     part: Participation | None = None
     sigma: ArrayLike | None = None
@@ -136,7 +142,7 @@ def _equal(x: RuleInputs) -> FloatArray:
 
 
 def _flops(x: RuleInputs) -> FloatArray:
-    return flops_proportional(np.asarray(x.exit_flops), x.round_t)
+    return flops_proportional(np.asarray(x.exit_flops), x.round_t, x.horizon)
 
 
 def _opt_err(x: RuleInputs) -> FloatArray:
@@ -225,23 +231,30 @@ def rule_inputs(
     *,
     sigma: ArrayLike | None = None,
     G: ArrayLike | None = None,
-    round_t: int = 0,
+    round_t: int | None = None,
+    horizon: int = REFERENCE_HORIZON,
     exit_flops: ArrayLike | None = None,
     constants: CISConstants | None = None,
 ) -> RuleInputs:
     """The inputs of every rule for a CIS and its participation.
 
     ``v`` is computed from ``sigma`` (and ``G``) when ``sigma`` is given; ``exit_flops``
-    defaults to the CIS's.
+    defaults to the CIS's; the FLOPs schedule is at round ``round_t`` of ``horizon`` (default
+    the last round of 100, the reference's).
     """
     part.check_trainable(cis.lam)
     v = None if sigma is None else variance_coefficients(part, sigma, G)
-    flops = cis.exit_flops if exit_flops is None else as_float_array(exit_flops, "exit_flops")
+    flops = (
+        cis.exit_flops
+        if exit_flops is None
+        else as_float_array(exit_flops, "exit_flops", shape=(cis.n_exits,), axes=("exit",))
+    )
     return RuleInputs(
         lam=cis.lam,
         v=v,
         exit_flops=flops,
-        round_t=int(round_t),
+        round_t=round_t,
+        horizon=horizon,
         cis=cis,
         part=part,
         sigma=sigma,

@@ -415,12 +415,16 @@ def _rule(
     flops = r.get("exit_flops", None if cis.exit_flops is None else cis.exit_flops.tolist())
     if rule.per_round and flops is None:
         raise CISInputError("rule.exit_flops", None, "the spec gives no FLOPs per exit")
-    inputs = rule_inputs(cis, part, sigma=r.get("sigma"), G=r.get("G"), exit_flops=flops)
+    horizon = int(r.get("horizon", cfg["train"].get("rounds", 10)))
+    inputs = rule_inputs(
+        cis, part, sigma=r.get("sigma"), G=r.get("G"), exit_flops=flops, horizon=horizon
+    )
     if inputs.v is not None and ("v" in rule.needs or "sigma" in rule.needs):
         info["v"] = inputs.v.tolist()
     if rule.per_round:
         info["exit_flops"] = list(flops)
-        info["lt_round0"] = rule.weights(inputs).tolist()
+        info["horizon"] = horizon
+        info["lt_round0"] = rule.weights(replace(inputs, round_t=0)).tolist()
         return (lambda t: rule.weights(replace(inputs, round_t=t))), info
     lt = rule.weights(inputs)
     info["lt"] = lt.tolist()

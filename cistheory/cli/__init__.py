@@ -3,20 +3,20 @@
 Subcommands: ``report`` (the default), ``rates``, ``weights``, ``design``,
 ``validate-rates`` and ``train``, one module each. User errors
 (:class:`~cistheory.errors.CISInputError`, unreadable files) end in one line
-``error: FIELD = VALUE: REASON`` on standard error and exit status 2, without a traceback;
-a closed output pipe ends quietly.
+``error: FIELD = VALUE: REASON`` on standard error and exit status 2, without a traceback
+(a usage error is one line ``error: ...`` too); a closed output pipe ends quietly with
+status 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
-from ..errors import CISInputError
 from . import design, rates, report, train, validate, weights
-from ._output import error
+from ._args import join_negative_lists
+from ._output import ArgumentParser, run_command
 
 __all__ = ["build_parser", "main"]
 
@@ -25,7 +25,7 @@ _SUBCOMMANDS = (report, rates, weights, design, validate, train)
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``cistheory`` command."""
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="cistheory",
         description="Serving shares, training-weight rules and bounds for Collaborative "
         "Inference Systems. Without a subcommand, runs 'report' on built-in defaults.",
@@ -39,22 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cistheory`` command; returns the exit status."""
     parser = build_parser()
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    args_list = join_negative_lists(list(sys.argv[1:] if argv is None else argv))
     if not args_list or (args_list[0].startswith("-") and args_list[0] not in {"-h", "--help"}):
         args_list = ["report", *args_list]
-    args = parser.parse_args(args_list)
-    try:
+
+    def body() -> int:
+        args = parser.parse_args(args_list)
         return int(args.func(args))
-    except CISInputError as exc:
-        error(str(exc))
-        return 2
-    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
-        error(str(exc))
-        return 2
-    except BrokenPipeError:
-        # The reader went away (``cistheory ... | head``): stop without a message; stdout is
-        # pointed at /dev/null so that flushing it at exit raises nothing more. Status 1, as
-        # Python reports a closed pipe.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 1
+
+    return run_command(body)

@@ -7,13 +7,29 @@ object); progress and errors go to standard error through :func:`progress` and
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import os
 import sys
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
-__all__ = ["emit", "emit_json", "error", "fmt", "progress", "table"]
+from ..errors import CISInputError
+
+__all__ = [
+    "ArgumentParser",
+    "Progress",
+    "emit",
+    "emit_json",
+    "error",
+    "fmt",
+    "note",
+    "progress",
+    "run_command",
+    "table",
+]
 
 
 def emit(text: str = "") -> None:
@@ -29,6 +45,11 @@ def emit_json(obj: Any, *, indent: int | None = None) -> None:
 def progress(text: str, *, end: str = "\n") -> None:
     """Show progress on standard error (never mixed with the results)."""
     print(text, end=end, file=sys.stderr, flush=True)
+
+
+def note(message: str) -> None:
+    """Print one line ``note: MESSAGE`` on standard error (an input not used, a default)."""
+    print(f"note: {message}", file=sys.stderr, flush=True)
 
 
 def error(message: str) -> None:
@@ -49,3 +70,93 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     for r in rows:
         lines.append("  ".join(str(c).rjust(w) for c, w in zip(r, widths, strict=True)))
     return "\n".join(lines)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line ``error: ...`` and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``error: MESSAGE (see PROG --help)`` on standard error; exit 2."""
+        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
+
+
+def run_command(func: Callable[[], int]) -> int:
+    """Run a command's body: a user error ends in one line ``error: FIELD = VALUE: REASON``
+    and exit status 2; a closed output pipe (``... | head``) ends quietly with status 1, as
+    Python reports one; an interrupt ends with ``interrupted`` and status 130."""
+    try:
+        return int(func())
+    except CISInputError as exc:
+        error(str(exc))
+        return 2
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        error(str(exc))
+        return 2
+    except BrokenPipeError:
+        # stdout is pointed at /dev/null so that flushing it at exit raises nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        error("interrupted")
+        return 130
+
+
+def _duration(seconds: float) -> str:
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+class Progress:
+    """Progress lines on standard error with the time spent and an estimate of the time left.
+
+    Each call to :meth:`step` prints ``[done/total] what (elapsed, about T left)``; the
+    estimate is the mean time per unit of work so far, times the units left (``weights``
+    let units differ in cost).
+
+    Examples
+    --------
+    >>> p = Progress(2, "demo", stream=sys.stdout, clock=iter([0.0, 1.0, 2.0]).__next__)
+    >>> p.step("first")
+    demo [1/2] first (1 s, about 1 s left)
+    >>> p.step("second")
+    demo [2/2] second (2 s, done)
+    """
+
+    def __init__(
+        self,
+        total: float,
+        label: str = "",
+        *,
+        stream: Any = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.total = float(total)
+        self.label = label
+        self.done = 0.0
+        self.count = 0
+        self._clock = clock
+        self._start = clock()
+        self._stream = stream
+
+    def step(self, what: str, work: float = 1.0) -> None:
+        """Record ``work`` units done (``what``) and print the progress line."""
+        self.done += work
+        self.count += 1
+        elapsed = self._clock() - self._start
+        left = (
+            "done"
+            if self.done >= self.total
+            else f"about {_duration(elapsed / self.done * (self.total - self.done))} left"
+            if self.done > 0
+            else "starting"
+        )
+        head = f"{self.label} " if self.label else ""
+        total = f"{self.total:g}" if self.total != int(self.total) else str(int(self.total))
+        done = f"{self.done:g}" if self.done != int(self.done) else str(int(self.done))
+        line = f"{head}[{done}/{total}] {what} ({_duration(elapsed)}, {left})"
+        print(line, file=self._stream or sys.stderr, flush=True)

@@ -8,9 +8,10 @@ from typing import Any
 
 from ..bounds.corollary import cis_bound
 from ..bounds.theorem1 import chi2
+from ..rules.formulas import REFERENCE_HORIZON
 from ..rules.registry import RULE_NAMES
 from ..system.participation import deepest_exit
-from ..system.reference import RATE_SPLITS, REFERENCE_SIGMA
+from ..system.reference import DATA_SPLITS, RATE_SPLITS, REFERENCE_SIGMA
 from ..system.spec import load_spec
 from ._args import floats
 from ._output import emit, emit_json, fmt, table
@@ -20,7 +21,11 @@ __all__ = ["register", "report_dict"]
 
 
 def report_dict(
-    splits: Sequence[str], data: str, sigma: Sequence[float], flops_round: int = 99
+    splits: Sequence[str],
+    data: str,
+    sigma: Sequence[float],
+    flops_round: int | None = None,
+    horizon: int = REFERENCE_HORIZON,
 ) -> dict[str, Any]:
     """The main job's report: serving shares, every rule's weights and their bound terms.
 
@@ -28,8 +33,10 @@ def report_dict(
     each rule's ``lt`` with the terms of the full bound (Corollary of ``docs/theory.md``)
     under the illustrative constants :func:`convex.reference_constants` (the reference noise
     constants, its step 0.1 and 100 rounds; curvature constants that are round numbers, not
-    measurements). The FLOPs-proportional rule is shown at round ``flops_round`` (the last
-    of the reference's 100 rounds by default).
+    measurements). The FLOPs-proportional rule is shown at round ``flops_round`` of a
+    schedule of ``horizon`` rounds (by default the last of the reference's 100, as
+    ``cistheory weights`` shows it). ``total`` is the tight form of the bound, at most
+    ``total_split``, the sum of the three terms. Schema: ``docs/json-output.md``.
     """
     import convex
 
@@ -40,7 +47,7 @@ def report_dict(
         part = deepest_exit(cis)
         entry: dict[str, Any] = {"split": split, "lambda": cis.lam.tolist(), "rules": {}}
         for rule in RULE_NAMES:
-            lt = weights_dict(cis, rule, sigma=sigma, round_t=flops_round)["lt"]
+            lt = weights_dict(cis, rule, sigma=sigma, round_t=flops_round, horizon=horizon)["lt"]
             terms = cis_bound(cis, part, lt, const).as_dict()
             entry["rules"][rule] = {"lt": lt, "chi2": chi2(cis.lam, lt), **terms}
         rows.append(entry)
@@ -48,7 +55,8 @@ def report_dict(
     return {
         "data": data,
         "sigma": list(sigma),
-        "flops_round": flops_round,
+        "flops": {"round": horizon - 1 if flops_round is None else flops_round,
+                  "horizon": horizon},
         "constants": consts,
         "splits": rows,
     }
@@ -59,7 +67,7 @@ def _print_split(entry: dict[str, Any]) -> None:
     lam = ", ".join(fmt(x) for x in entry["lambda"])
     emit(f"rate split {entry['split']} (leaves-middles-root %): lambda = ({lam})")
     k = len(entry["lambda"])
-    terms = ("generalization", "bias", "optimisation", "total")
+    terms = ("generalisation", "bias", "optimisation", "total_split", "total")
     rows = [
         [rule, *(fmt(x) for x in r["lt"]), fmt(r["chi2"]), *(f"{r[t]:.3e}" for t in terms)]
         for rule, r in entry["rules"].items()
@@ -71,7 +79,8 @@ def _print_split(entry: dict[str, Any]) -> None:
         "generalisation",
         "bias",
         "optimisation",
-        "total",
+        "sum of terms",
+        "total (tight)",
     ]
     emit(table(rows, header))
 
@@ -79,20 +88,27 @@ def _print_split(entry: dict[str, Any]) -> None:
 def _cmd_report(args: argparse.Namespace) -> int:
     sigma = floats(args.sigma, "--sigma") if args.sigma else list(REFERENCE_SIGMA["3-9-17"])
     splits = args.split or list(RATE_SPLITS)
-    rep = report_dict(splits, args.data, sigma)
+    horizon = REFERENCE_HORIZON if args.horizon is None else args.horizon
+    rep = report_dict(splits, args.data, sigma, args.round, horizon)
     if args.json:
         emit_json(rep)
         return 0
     c = rep["constants"]
     emit("cistheory report: reference 7-node CIS (root 3 exits, 2 middles, 4 leaves),")
     emit(f"every node training its deepest exit; data split {args.data};")
+    fl = rep["flops"]
     emit(
-        f"noise constants sigma = {sigma} (exits 3-9-17); flops rule at round {rep['flops_round']}."
+        f"noise constants sigma = {sigma} (exits 3-9-17); flops rule at round {fl['round']} "
+        f"of rounds 0..{fl['horizon'] - 1}."
     )
     emit(
         f"Bound terms (Corollary, docs/theory.md) with L={c['L']}, mu={c['mu']}, "
         f"Gamma={c['Gamma']}, gap0={c['gap0']}, eta={c['eta']}, T={c['T']}: "
         "illustrative constants, see convex.reference_constants."
+    )
+    emit(
+        "'sum of terms' is generalisation + bias + optimisation; 'total (tight)' uses the "
+        "tight form of Theorem 1(b) and is never above it."
     )
     for entry in rep["splits"]:
         _print_split(entry)
@@ -101,9 +117,34 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``report``."""
-    rep = subparsers.add_parser("report", help="serving shares and every rule's weights (default)")
-    rep.add_argument("--split", action="append", help="rate split(s), default all seven")
-    rep.add_argument("--data", default="equal", help="data split: equal, 2x or tiny")
-    rep.add_argument("--sigma", help="noise constants per exit (default: reference 3-9-17)")
+    rep = subparsers.add_parser(
+        "report",
+        help="serving shares and every rule's weights (default)",
+        description="The reference 7-node CIS at each rate split: lambda, every rule's lt, "
+        "chi2 and the bound's terms.",
+    )
+    rep.add_argument(
+        "--split",
+        action="append",
+        help="rate split A-B-C summing to 100 (repeatable; default: the seven reference splits)",
+    )
+    rep.add_argument(
+        "--data", default="equal", choices=sorted(DATA_SPLITS), help="data split (default equal)"
+    )
+    rep.add_argument(
+        "--sigma", help="noise constants per exit, S1,S2,S3 (default: reference 3-9-17)"
+    )
+    rep.add_argument(
+        "--round",
+        type=int,
+        default=None,
+        help="round of the flops schedule (default: the last, HORIZON-1)",
+    )
+    rep.add_argument(
+        "--horizon",
+        type=int,
+        default=None,
+        help="rounds of the flops schedule, tau_t = (t+1)/H (default: 100, the reference's)",
+    )
     rep.add_argument("--json", action="store_true", help="print one JSON object")
     rep.set_defaults(func=_cmd_report)

@@ -1,9 +1,9 @@
-"""Run the figure scripts: ``python -m figures [--full | --tiny] [--only NAME] [--out DIR]``.
+"""Run the figure scripts: python -m figures [--full | --tiny] [--only NAME] [--out DIR].
 
 Each figure computes and saves its data first, then plots from the saved data. The quick
 configuration (default) runs every figure in at most 10 minutes on a 2-core machine;
-``--full`` runs the whole grid. Long computations keep per-run results under
-``OUT/cache/`` and resume from them when run again.
+--full runs the whole grid. Long computations keep per-run results under OUT/cache/ and
+resume from them when run again. Progress, with the time left, goes to standard error.
 """
 
 from __future__ import annotations
@@ -14,11 +14,15 @@ import sys
 import time
 from pathlib import Path
 
+from cistheory._io import check_folder
+from cistheory.cli._output import ArgumentParser, Progress, emit, progress, run_command
+from cistheory.errors import CISInputError
+
 from . import FIGURES
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
+def _parser() -> ArgumentParser:
+    ap = ArgumentParser(
         prog="python -m figures",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -34,30 +38,59 @@ def main(argv: list[str] | None = None) -> int:
         const="tiny",
         help="a smoke-test configuration (seconds)",
     )
-    ap.add_argument("--only", action="append", choices=FIGURES, help="run only this figure")
-    ap.add_argument("--out", type=Path, default=Path("figures/out"), help="output folder")
-    ap.add_argument("--seed", type=int, default=0, help="base seed of every figure")
-    ap.add_argument("--plot-only", action="store_true", help="re-plot from saved data")
-    args = ap.parse_args(argv)
+    ap.add_argument(
+        "--only", action="append", choices=FIGURES, help="run only this figure (repeatable)"
+    )
+    ap.add_argument(
+        "--out", type=Path, default=Path("figures/out"), help="output folder (default figures/out)"
+    )
+    ap.add_argument("--seed", type=int, default=0, help="base seed of every figure (default 0)")
+    ap.add_argument(
+        "--plot-only",
+        action="store_true",
+        help="re-plot from the data saved in OUT by an earlier run (nothing is computed)",
+    )
+    return ap
+
+
+def _run(args: argparse.Namespace) -> int:
     size_name = args.size or "quick"
     names = args.only or list(FIGURES)
-    args.out.mkdir(parents=True, exist_ok=True)
+    if args.seed < 0:
+        raise CISInputError("--seed", args.seed, "must be >= 0")
+    out = check_folder(args.out, "--out")
+    mods = [importlib.import_module(f"figures.{name}") for name in names]
+    if args.plot_only:
+        missing = [m.SPEC.name for m in mods if not (out / f"{m.SPEC.name}.json").is_file()]
+        if missing:
+            raise CISInputError(
+                "--plot-only",
+                str(out),
+                f"no saved data for {', '.join(missing)}; run without --plot-only first",
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    cost = {m.SPEC.name: (m.SPEC.cost if size_name != "tiny" else 1.0) for m in mods}
+    bar = Progress(sum(cost.values()), "figures", steps=len(mods))
     t_all = time.perf_counter()
-    for i, name in enumerate(names, start=1):
-        mod = importlib.import_module(f"figures.{name}")
-        print(f"[{i}/{len(names)}] {name}: {mod.SPEC.title}", flush=True)
+    for mod in mods:
+        name = mod.SPEC.name
+        progress(f"figures: {name}: {mod.SPEC.title}")
         t0 = time.perf_counter()
-        data = args.out / f"{name}.json"
+        data = out / f"{name}.json"
         if not args.plot_only:
-            data = mod.compute(size_name, args.out, seed=args.seed)
-        paths = mod.plot(data, args.out)
-        print(
-            f"      wrote {', '.join(p.name for p in [data, *paths])} "
-            f"({time.perf_counter() - t0:.1f} s)",
-            flush=True,
-        )
-    print(f"done: {len(names)} figure(s) in {time.perf_counter() - t_all:.1f} s -> {args.out}")
+            data = mod.compute(size_name, out, seed=args.seed)
+        paths = mod.plot(data, out)
+        emit(f"{name}: wrote {', '.join(p.name for p in [data, *paths])} "
+             f"({time.perf_counter() - t0:.1f} s)")
+        bar.step(f"{name} done", cost[name])
+    emit(f"done: {len(mods)} figure(s) in {time.perf_counter() - t_all:.1f} s -> {out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m figures``; returns the exit status."""
+    parser = _parser()
+    return run_command(lambda: _run(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ __all__ = [
     "atomic_write_text",
     "load_json",
     "savefig",
+    "training_progress",
     "write_csv",
     "write_json",
 ]
@@ -32,6 +33,25 @@ class FigureSpec:
     name: str
     title: str
     outputs: tuple[str, ...]
+    cost: float = 1.0
+    """Relative running time at the quick size, for the estimate of the time left."""
+
+
+def training_progress(label: str, enabled: bool = True) -> Any:
+    """A ``progress(done, total, spec)`` callback for :func:`figures._experiment.run_grid`:
+    a line on standard error every few seconds with the trainings done and the time left."""
+    from cistheory.cli._output import Progress
+
+    bars: dict[int, Progress] = {}
+
+    def tick(done: int, total: int, spec: Any) -> None:
+        if not enabled:
+            return
+        bar = bars.setdefault(total, Progress(total, f"      {label} trainings", every=5.0))
+        bar.update(done, f"last: {spec.data} {spec.split} {spec.rule} "
+                         f"{spec.participation} seed {spec.seed}")
+
+    return tick
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -40,8 +60,17 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def load_json(path: Path) -> Any:
-    """Read a JSON file written by :func:`write_json`."""
-    return json.loads(path.read_text(encoding="utf-8"))
+    """Read a JSON file written by :func:`write_json` (a missing or unreadable one is refused
+    with one :class:`~cistheory.errors.CISInputError` naming it)."""
+    from cistheory.errors import CISInputError
+
+    if not path.is_file():
+        raise CISInputError("data", str(path), "no such file; compute the figure first "
+                            "(python -m figures without --plot-only)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CISInputError("data", str(path), f"cannot parse: {exc}") from None
 
 
 def write_csv(path: Path, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:

@@ -279,6 +279,7 @@ def run_grid(
     distinct trainings are run in ``workers`` processes (one torch thread each; every
     training is seeded on its own, so the result does not depend on ``workers``), each
     written to the cache as it finishes; then every run is evaluated and cached.
+    ``progress(done, total, spec)`` is called after each training with the number done.
     """
     specs = list(specs)
     cache.mkdir(parents=True, exist_ok=True)
@@ -312,15 +313,15 @@ def run_grid(
                 pool.submit(_train_to_cache, spec, sched, tpath): spec
                 for tpath, (spec, sched) in jobs
             }
-            for done, fut in enumerate(as_completed(futures)):
+            for done, fut in enumerate(as_completed(futures), start=1):
                 fut.result()
                 if progress is not None:
                     progress(done, len(jobs), futures[fut])
     else:
-        for done, (tpath, (spec, sched)) in enumerate(jobs):
+        for done, (tpath, (spec, sched)) in enumerate(jobs, start=1):
+            _train_to_cache(spec, sched, tpath)
             if progress is not None:
                 progress(done, len(jobs), spec)
-            _train_to_cache(spec, sched, tpath)
     for j, spec, sched, tpath in pending:
         sk = (spec.data, spec.seed, spec.participation, spec.setting)
         rec = evaluate_run(spec, sched, np.asarray(np.load(tpath)))

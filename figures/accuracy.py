@@ -16,7 +16,15 @@ from typing import Any
 import cistheory as ct
 from cistheory.rules import RULE_NAMES
 
-from ._common import FigureSpec, load_json, pyplot, savefig, write_csv, write_json
+from ._common import (
+    FigureSpec,
+    load_json,
+    pyplot,
+    savefig,
+    training_progress,
+    write_csv,
+    write_json,
+)
 from ._experiment import RunSpec, Setting, mean_ci, run_grid
 from ._experiment import workers_for as _workers
 
@@ -99,14 +107,7 @@ def compute(size: str, out: Path, seed: int = 0, progress: bool = True) -> Path:
         for rule in cfg["rules"]
     ]
 
-    def tick(j: int, n: int, spec: RunSpec) -> None:
-        if progress and (j % 10 == 0):
-            print(
-                f"      training {j + 1}/{n}: data={spec.data} split={spec.split} "
-                f"rule={spec.rule} seed={spec.seed}",
-                flush=True,
-            )
-
+    tick = training_progress("accuracy", progress)
     runs = run_grid(specs, out / "cache" / "accuracy", tick, workers=_workers(size))
     write_csv(
         out / "accuracy.csv",

@@ -24,7 +24,15 @@ import numpy as np
 import cistheory as ct
 from cistheory.rules import rule_inputs, rule_weights
 
-from ._common import FigureSpec, load_json, pyplot, savefig, write_csv, write_json
+from ._common import (
+    FigureSpec,
+    load_json,
+    pyplot,
+    savefig,
+    training_progress,
+    write_csv,
+    write_json,
+)
 from ._experiment import (
     RunSpec,
     Setting,
@@ -119,14 +127,7 @@ def compute(size: str, out: Path, seed: int = 0, progress: bool = True) -> Path:
         for policy in POLICIES
     ]
 
-    def tick(j: int, n: int, spec: RunSpec) -> None:
-        if progress and j % 10 == 0:
-            print(
-                f"      training {j + 1}/{n}: split={spec.split} policy={spec.participation} "
-                f"rule={spec.rule} seed={spec.seed}",
-                flush=True,
-            )
-
+    tick = training_progress("p40", progress)
     runs = run_grid(specs, out / "cache" / "p40", tick, workers=_workers(size))
     cells: dict[tuple[str, str, str], list[float]] = {}
     for r in runs:

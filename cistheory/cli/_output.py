@@ -103,6 +103,8 @@ def run_command(func: Callable[[], int]) -> int:
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "<1 s"
     s = round(seconds)
     if s < 60:
         return f"{s} s"
@@ -114,9 +116,10 @@ def _duration(seconds: float) -> str:
 class Progress:
     """Progress lines on standard error with the time spent and an estimate of the time left.
 
-    Each call to :meth:`step` prints ``[done/total] what (elapsed, about T left)``; the
-    estimate is the mean time per unit of work so far, times the units left (``weights``
-    let units differ in cost).
+    Each call to :meth:`step` prints ``[done/total] what (elapsed, about T left)`` (at most
+    one line per ``every`` seconds, and always the last); the estimate is the mean time per
+    unit of work so far, times the units left (``work`` lets steps differ in cost; with
+    ``steps``, the line counts steps instead of units of work).
 
     Examples
     --------
@@ -134,7 +137,10 @@ class Progress:
         *,
         stream: Any = None,
         clock: Callable[[], float] = time.perf_counter,
+        every: float = 0.0,
+        steps: int | None = None,
     ) -> None:
+        self.steps = steps
         self.total = float(total)
         self.label = label
         self.done = 0.0
@@ -142,21 +148,35 @@ class Progress:
         self._clock = clock
         self._start = clock()
         self._stream = stream
+        self._every = every
+        self._last = -math.inf
+
+    def update(self, done: float, what: str) -> None:
+        """Set the work done to ``done`` (a counter that only grows) and print as
+        :meth:`step` does."""
+        self.step(what, done - self.done)
 
     def step(self, what: str, work: float = 1.0) -> None:
         """Record ``work`` units done (``what``) and print the progress line."""
         self.done += work
         self.count += 1
-        elapsed = self._clock() - self._start
-        left = (
-            "done"
-            if self.done >= self.total
-            else f"about {_duration(elapsed / self.done * (self.total - self.done))} left"
-            if self.done > 0
-            else "starting"
-        )
+        now = self._clock()
+        if now - self._last < self._every and self.done < self.total:
+            return
+        self._last = now
+        elapsed = now - self._start
+        if self.done >= self.total:
+            left = "done"
+        elif self.done > 0:
+            rest = elapsed / self.done * (self.total - self.done)
+            left = f"about {_duration(rest)} left" if rest >= 1 else "nearly done"
+        else:
+            left = "starting"
         head = f"{self.label} " if self.label else ""
-        total = f"{self.total:g}" if self.total != int(self.total) else str(int(self.total))
-        done = f"{self.done:g}" if self.done != int(self.done) else str(int(self.done))
-        line = f"{head}[{done}/{total}] {what} ({_duration(elapsed)}, {left})"
+        count = (
+            f"{self.count}/{self.steps}"
+            if self.steps is not None
+            else f"{self.done:g}/{self.total:g}"
+        )
+        line = f"{head}[{count}] {what} ({_duration(elapsed)}, {left})"
         print(line, file=self._stream or sys.stderr, flush=True)

@@ -31,6 +31,7 @@ against Theorem 2 alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -329,6 +330,7 @@ def _simulate(
     targets: tuple[tuple[FloatArray, FloatArray], ...],
     records: NDArray[np.int64],
     cfg: ValidationConfig,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     r"""Run every (rule, schedule) on every seed; return errors (P, R, S, n_rec), distances (R,).
 
@@ -337,7 +339,8 @@ def _simulate(
     the run's :math:`F_{\tilde\lambda}` (for the distance check). Each of the ``P``
     ``targets`` is a pair ``(H, w*)`` of arrays (R, D, D), (R, D): the error recorded for it
     is the exact excess :math:`\tfrac12 (w - w^*)^\top H (w - w^*)` of a quadratic with
-    Hessian ``H[r]`` and minimiser ``w*[r]``.
+    Hessian ``H[r]`` and minimiser ``w*[r]``. ``progress(done, total)`` is called after each
+    chunk of rounds.
     """
     n = prob.part.q.shape[0]
     dd = prob.mask.shape[1]
@@ -389,6 +392,8 @@ def _simulate(
             w -= steps[:, t + j][:, None, None] * grad
             record(t + j + 1)
         t += tc
+        if progress is not None:
+            progress(t, total)
     return errs, maxdist
 
 
@@ -565,7 +570,11 @@ def _run_result(
     )
 
 
-def validate_rates(config: ValidationConfig | None = None) -> ValidationResult:
+def validate_rates(
+    config: ValidationConfig | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> ValidationResult:
     r"""Run the validation and compare measured errors with Theorems 1(c) and 2.
 
     For every weight rule :math:`\tilde\lambda` and both step schedules the bound at round
@@ -593,6 +602,8 @@ def validate_rates(config: ValidationConfig | None = None) -> ValidationResult:
       multiplies :math:`\bar e_t` by :math:`2L^2/(\mu\tilde\mu)` (thousands here), so
       ``under_bound`` alone cannot tell whether the predicted rate holds; this one can.
 
+    ``progress(done, total)``, if given, is called as the rounds of the simulation advance.
+
     Examples
     --------
     >>> res = validate_rates(ValidationConfig(n_seeds=3, rounds=40, n_records=6))
@@ -613,7 +624,8 @@ def validate_rates(config: ValidationConfig | None = None) -> ValidationResult:
     # the training objective of each run: F_lt, Hessian h_t, minimiser w_t* (= centre)
     h_lt_runs = np.stack([rule_rows[r]["h_t"] for r, _, _ in sched])
     errs_all, maxdist = _simulate(
-        prob, coef, steps, w0, centre, ((h_runs, w_runs), (h_lt_runs, centre)), records, cfg
+        prob, coef, steps, w0, centre, ((h_runs, w_runs), (h_lt_runs, centre)), records, cfg,
+        progress,
     )
     tail = (records >= cfg.tail * cfg.rounds) & (records > 0)
     runs = [

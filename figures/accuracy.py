@@ -4,7 +4,9 @@ For each data split (equal, 2x, tiny) and each of the 7 reference rate splits, a
 MLP is trained on the shipped handwritten digits in the 7-node CIS with each rule's
 ``lt`` (every node trains its deepest exit), and the test set is served through the CIS.
 Data: ``accuracy.csv`` (one row per run) and ``accuracy.json`` (runs and per-cell mean and
-95% confidence half-width over seeds). Plot: one panel per data split, mean with bands.
+95% confidence half-width over seeds). Plot: one column per data split; the mean accuracy
+per rule above, each rule's paired difference to Serving Rate below, with 95% error bars
+(filled markers where the interval excludes zero).
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import cistheory as ct
 from cistheory.rules import RULE_NAMES
 
 from ._common import (
+    DODGE,
     FigureSpec,
     load_json,
     pyplot,
+    rule_style,
     savefig,
     training_progress,
     write_csv,
@@ -133,62 +137,79 @@ def compute(size: str, out: Path, seed: int = 0, progress: bool = True) -> Path:
     return path
 
 
-STYLES = {
-    rule: (m, ls)
-    for rule, m, ls in zip(RULES, "os^vDx", ("-", "--", ":", "-.", "-", "--"), strict=True)
-}
-
-
-def _band(ax: Any, x: list[float], y: list[float], h: list[float], rule: str) -> None:
-    marker, ls = STYLES.get(rule, ("o", "-"))
-    (line,) = ax.plot(x, y, marker=marker, ls=ls, ms=3, label=rule)
-    ax.fill_between(
-        x,
-        [a - b for a, b in zip(y, h, strict=True)],
-        [a + b for a, b in zip(y, h, strict=True)],
-        color=line.get_color(),
-        alpha=0.12,
+def _cells(summ: list[dict[str, Any]], data: str, rule: str) -> list[dict[str, Any]]:
+    return sorted(
+        (c for c in summ if c["data"] == data and c["rule"] == rule), key=lambda c: c["leaf_share"]
     )
+
+
+def _series(ax: Any, x: list[float], y: list[float], h: list[float], rule: str,
+            real: list[bool] | None = None) -> None:
+    """Mean with a 95% error bar at each split; with ``real``, a marker is filled where the
+    interval excludes zero and hollow where it includes it."""
+    color, marker = rule_style(rule)
+    ax.plot(x, y, "-", color=color, lw=0.9, alpha=0.7, zorder=2)
+    ax.errorbar(x, y, yerr=h, fmt="none", ecolor=color, elinewidth=0.9, capsize=1.5, zorder=3)
+    filled = real if real is not None else [True] * len(x)
+    for xi, yi, f in zip(x, y, filled, strict=True):
+        ax.plot([xi], [yi], marker=marker, ms=4.5, color=color, mec=color,
+                mfc=color if f else "white", mew=1.0, zorder=4, ls="none")
 
 
 def plot(data_path: Path, out: Path) -> list[Path]:
     """Plot from the JSON written by :func:`compute`.
 
-    Top: mean system accuracy with its 95% band over seeds. Bottom: the paired difference to
-    Serving Rate (same seeds), with its 95% band.
+    Top row: mean system accuracy per rule with 95% error bars over seeds. Bottom row: each
+    rule's paired difference to Serving Rate (same seeds) with its 95% error bar; a filled
+    marker where the interval excludes zero (a real difference), hollow where it includes
+    it. The rules' markers are offset sideways so that none hides another.
     """
     plt = pyplot()
     doc = load_json(data_path)
     summ = doc["summary"]
+    rules = list(doc["config"]["rules"])
     datas = doc["config"]["data"]
     fig, axes = plt.subplots(
-        2, len(datas), figsize=(4.6 * len(datas), 6.6), squeeze=False, sharex=True
+        2, len(datas), figsize=(2.45 * len(datas) + 0.3, 4.8), squeeze=False, sharex=True,
+        sharey="row", layout="constrained",
     )
     for col, data in enumerate(datas):
-        for rule in doc["config"]["rules"]:
-            cells = sorted(
-                (c for c in summ if c["data"] == data and c["rule"] == rule),
-                key=lambda c: c["leaf_share"],
-            )
+        for j, rule in enumerate(rules):
+            cells = _cells(summ, data, rule)
             if not cells:
                 continue
-            x = [c["leaf_share"] for c in cells]
-            _band(axes[0][col], x, [c["accuracy"] for c in cells], [c["ci"] for c in cells], rule)
-            if "diff_vs_serving_rate" in cells[0]:
-                _band(
-                    axes[1][col],
-                    x,
-                    [c["diff_vs_serving_rate"] for c in cells],
-                    [c["diff_ci"] for c in cells],
-                    rule,
-                )
-        axes[0][col].set_title(f"data split: {data}")
-        axes[1][col].axhline(0.0, color="k", lw=0.6)
-        axes[1][col].set_xlabel("share of requests served at end devices")
-    axes[0][0].set_ylabel("system accuracy (mean, 95% CI)")
-    axes[1][0].set_ylabel("minus Serving Rate (paired, 95% CI)")
-    axes[0][-1].legend(fontsize=7)
-    fig.suptitle(f"{SPEC.title} ({len(doc['config']['seeds'])} seeds)", fontsize=10)
+            x = [c["leaf_share"] + (j - (len(rules) - 1) / 2) * DODGE for c in cells]
+            _series(axes[0][col], x, [c["accuracy"] for c in cells], [c["ci"] for c in cells],
+                    rule)
+            if rule != "serving-rate" and "diff_vs_serving_rate" in cells[0]:
+                d = [c["diff_vs_serving_rate"] for c in cells]
+                h = [c["diff_ci"] for c in cells]
+                # one seed gives no interval: nothing is shown as a real difference then
+                real = [
+                    c["seeds"] >= 2 and abs(m) > e for c, m, e in zip(cells, d, h, strict=True)
+                ]
+                _series(axes[1][col], x, d, h, rule, real)
+        axes[0][col].set_title(f"data split {data}")
+        axes[1][col].axhline(0.0, color="k", lw=0.6, zorder=1)
+        axes[1][col].set_xlabel("share served at the end devices")
+        for ax in axes[:, col]:
+            ax.grid(True, lw=0.3, alpha=0.5)
+    axes[0][0].set_ylabel("system accuracy\n(mean, 95% CI)")
+    axes[1][0].set_ylabel("minus Serving Rate\n(paired by seed, 95% CI)")
+    handles = [
+        plt.Line2D([], [], color=rule_style(r)[0], marker=rule_style(r)[1], ms=4.5, lw=0.9,
+                   label=r)
+        for r in rules
+    ]
+    handles.append(plt.Line2D([], [], color="k", marker="o", mfc="white", ls="none", ms=4.5,
+                              label="hollow: interval includes 0"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False)
+    seeds = len(doc["config"]["seeds"])
+    rounds = doc["config"]["setting"]["rounds"]
+    fig.suptitle(
+        f"System accuracy against the share served at the end devices, per rule "
+        f"({seeds} seeds, {rounds} rounds; 7-node CIS, digits MLP)"
+    )
     paths = savefig(fig, out, "accuracy")
     plt.close(fig)
     return paths

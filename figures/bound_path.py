@@ -110,36 +110,69 @@ def compute(size: str, out: Path, seed: int = 0) -> Path:
     return path
 
 
+def nearest_on_path(panel: dict[str, Any]) -> tuple[float, float]:
+    """The point of the path nearest to the bound-optimal ``lt`` (Euclidean): its ``s`` in
+    [0, 1] and its distance to ``lt``."""
+    lam = np.asarray(panel["lambda"])
+    direction = np.asarray(panel["lt_inverse_variance"]) - lam
+    lt = np.asarray(panel["bound_optimal"]["lt"])
+    s = float(np.clip((lt - lam) @ direction / (direction @ direction), 0.0, 1.0))
+    return s, float(np.linalg.norm(lam + s * direction - lt))
+
+
+def _positive(values: list[float]) -> list[float]:
+    """Zeros (the bias at s = 0) left out of a log axis instead of drawn as a cliff."""
+    return [v if v > 0 else float("nan") for v in values]
+
+
+def _panel_plot(ax: Any, p: dict[str, Any]) -> None:
+    s = [r["s"] for r in p["rows"]]
+    for key, style, width, label in (
+        ("tradeoff", "-", 2.4, "sum of the two"),
+        ("bias", "--", 1.1, "bias, (2L/mu) chi2 Gamma"),
+        ("variance_part", "-.", 1.1, "optimisation, variance part"),
+    ):
+        ax.plot(s, _positive([r[key] for r in p["rows"]]), style, lw=width, label=label,
+                alpha=0.55 if key == "tradeoff" else 1.0)
+    mid = min(p["rows"], key=lambda r: abs(r["s"] - 0.5))
+    ax.plot([mid["s"]], [mid["tradeoff"]], "ko", ms=4, label="Balanced Adj (s = 0.5)")
+    best = min(p["rows"], key=lambda r: r["tradeoff"])
+    ax.plot([best["s"]], [best["tradeoff"]], "o", mfc="none", mec="tab:red", ms=7, mew=1.2,
+            label=f"least sum on the path, s = {best['s']:.2f}")
+    s_opt, dist = nearest_on_path(p)
+    ax.plot([s_opt], [p["bound_optimal"]["tradeoff"]], "*", color="tab:red", ms=9,
+            label=f"bound-optimal lt, s = {s_opt:.2f} ({dist:.0e} off)")
+    ax.set_yscale("log")
+    ax.set_xlabel("s, where lt = (1 - s) lambda + s lt_iv")
+    gen = p["rows"][0]["generalisation"]
+    ax.set_title(
+        f"{p['name']}\nplus constants: generalisation {gen:.3g},\n"
+        f"optimisation at V = 0 {p['optimisation_constant']:.3g}"
+    )
+    ax.grid(True, which="major", lw=0.3, alpha=0.5)
+
+
 def plot(data_path: Path, out: Path) -> list[Path]:
-    """Plot from the JSON written by :func:`compute`."""
+    """Plot from the JSON written by :func:`compute`: one panel per set of noise constants,
+    the rate and data split in the title, the bound-optimal point marked on the path."""
     plt = pyplot()
     doc = load_json(data_path)
     panels = doc["panels"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    cfg = doc["config"]
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(3.5 * len(panels), 3.6), squeeze=False, layout="constrained"
+    )
     for ax, p in zip(axes[0], panels, strict=True):
-        s = [r["s"] for r in p["rows"]]
-        for key, style, label in (
-            ("bias", "--", "bias (2L/mu) chi2 Gamma"),
-            ("variance_part", "-.", "optimisation, variance part"),
-            ("tradeoff", "-", "bias + variance part"),
-        ):
-            ax.plot(s, [r[key] for r in p["rows"]], style, label=label)
-        mid = min(p["rows"], key=lambda r: abs(r["s"] - 0.5))
-        ax.plot([mid["s"]], [mid["tradeoff"]], "ko", label="Balanced Adj (s=1/2)")
-        ax.axhline(
-            p["bound_optimal"]["tradeoff"], color="tab:red", lw=0.8, label="bound-optimal lt"
-        )
-        ax.set_yscale("log")
-        ax.set_xlabel("s: lt = (1-s) lambda + s lt_iv")
-        gen = p["rows"][0]["generalisation"]
-        ax.set_title(
-            f"{p['name']}\n(+ constant terms: generalisation {gen:.3g}, "
-            f"optimisation at V=0 {p['optimisation_constant']:.3g})",
-            fontsize=8,
-        )
-    axes[0][0].set_ylabel("bound term (lt-dependent part)")
-    axes[0][-1].legend(fontsize=7)
-    fig.suptitle(SPEC.title, fontsize=10)
+        _panel_plot(ax, p)
+    axes[0][0].set_ylabel("lt-dependent part of the bound")
+    for ax in axes[0]:  # each panel its own key: the marked points' labels differ
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2,
+                  frameon=False)
+    fig.suptitle(
+        "Bound terms from Serving Rate (s = 0) to inverse variance (s = 1)\n"
+        f"7-node reference CIS, rate split {cfg['split']}, data split {cfg['data']}, "
+        "every node at its deepest exit"
+    )
     paths = savefig(fig, out, "bound_path")
     plt.close(fig)
     return paths

@@ -25,9 +25,11 @@ import cistheory as ct
 from cistheory.rules import rule_inputs, rule_weights
 
 from ._common import (
+    DODGE,
     FigureSpec,
     load_json,
     pyplot,
+    rule_style,
     savefig,
     training_progress,
     write_csv,
@@ -169,48 +171,77 @@ def compute(size: str, out: Path, seed: int = 0, progress: bool = True) -> Path:
     return path
 
 
-def plot(data_path: Path, out: Path) -> list[Path]:
-    """Plot from the JSON written by :func:`compute`."""
-    plt = pyplot()
-    doc = load_json(data_path)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 3.9))
-    for j, (policy, rule) in enumerate((p, r) for r in doc["config"]["rules"] for p in POLICIES):
+POLICY_COLOURS = {"deepest": "tab:blue", "p40": "tab:orange", "shallower": "tab:green"}
+RULE_LINES = ("-", ":", "-.", "--")
+
+
+def _measured(ax: Any, doc: dict[str, Any]) -> None:
+    rules = list(doc["config"]["rules"])
+    pairs = [(p, r) for r in rules for p in POLICIES]
+    for j, (policy, rule) in enumerate(pairs):
         pts = sorted(
             (c["leaf_share"], c["accuracy"], c["ci"])
             for c in doc["summary"]
             if c["policy"] == policy and c["rule"] == rule
         )
+        if not pts:
+            continue
         x, y, h = (np.asarray(v) for v in zip(*pts, strict=True))
-        ax1.plot(x, y, marker="o", ms=3, color=f"C{j}", label=f"{policy}, {rule}")
-        ax1.fill_between(x, y - h, y + h, color=f"C{j}", alpha=0.15)
-    ax1.set_xlabel("share served at end devices")
-    ax1.set_ylabel("system accuracy (tiny data)")
-    ax1.legend(fontsize=7)
-    ax1.set_title("measured", fontsize=9)
-    for j, (kind, policy) in enumerate(
-        (k, p)
-        for k in ("at rule", "optimal")
-        for p in sorted({b["policy"] for b in doc["bounds"] if b["kind"] == k})
-    ):
-        for rule in sorted({b["rule"] for b in doc["bounds"] if b["kind"] == kind}):
-            bpts = sorted(
-                (b["leaf_share"], b["total_split"])
-                for b in doc["bounds"]
-                if b["kind"] == kind and b["policy"] == policy and b["rule"] == rule
-            )
-            ax2.plot(
-                *zip(*bpts, strict=True),
-                marker="s" if kind == "optimal" else "o",
-                ms=3,
-                ls="--" if kind == "optimal" else "-",
-                color=f"C{j}",
-                label=f"{policy} ({'optimal design' if kind == 'optimal' else rule})",
-            )
-    ax2.set_xlabel("share served at end devices")
-    ax2.set_ylabel("bound (Corollary, split form)")
-    ax2.set_title("bound", fontsize=9)
-    ax2.legend(fontsize=7)
-    fig.suptitle(SPEC.title, fontsize=10)
+        x = x + (j - (len(pairs) - 1) / 2) * DODGE
+        color = POLICY_COLOURS.get(policy, "0.5")
+        ls = RULE_LINES[rules.index(rule) % len(RULE_LINES)]
+        ax.errorbar(x, y, yerr=h, color=color, ls=ls, marker=rule_style(rule)[1], ms=3.5,
+                    lw=1.0, elinewidth=0.8, capsize=1.5, label=f"{policy}, {rule}")
+    ax.set_xlabel("share served at the end devices")
+    ax.set_ylabel("system accuracy (mean, 95% CI)")
+    ax.set_title("measured (digits MLP)")
+    ax.grid(True, lw=0.3, alpha=0.5)
+    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2,
+              frameon=False)
+
+
+def _bound_panel(ax: Any, doc: dict[str, Any]) -> None:
+    for kind in ("at rule", "optimal"):
+        for policy in sorted({b["policy"] for b in doc["bounds"] if b["kind"] == kind}):
+            for rule in sorted({b["rule"] for b in doc["bounds"] if b["kind"] == kind}):
+                pts = sorted(
+                    (b["leaf_share"], b["total_split"])
+                    for b in doc["bounds"]
+                    if b["kind"] == kind and b["policy"] == policy and b["rule"] == rule
+                )
+                if not pts:
+                    continue
+                ax.plot(
+                    *zip(*pts, strict=True),
+                    marker="s" if kind == "optimal" else "o",
+                    ms=3.5,
+                    lw=1.0,
+                    ls="--" if kind == "optimal" else "-",
+                    color=POLICY_COLOURS.get(policy, "0.5"),
+                    mfc="white" if kind == "optimal" else None,
+                    label=f"{policy}, {'optimal design' if kind == 'optimal' else rule}",
+                )
+    ax.set_xlabel("share served at the end devices")
+    ax.set_ylabel("bound (Corollary, sum of terms)")
+    ax.set_title("bound (illustrative constants)")
+    ax.grid(True, lw=0.3, alpha=0.5)
+    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2,
+              frameon=False)
+
+
+def plot(data_path: Path, out: Path) -> list[Path]:
+    """Plot from the JSON written by :func:`compute`: measured accuracy with 95% error bars
+    (left) beside the bound's comparison (right), both policies in the same colours."""
+    plt = pyplot()
+    doc = load_json(data_path)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7.0, 3.4), layout="constrained")
+    _measured(ax1, doc)
+    _bound_panel(ax2, doc)
+    seeds = len(doc["config"]["seeds"])
+    rounds = doc["config"]["setting"]["rounds"]
+    fig.suptitle(
+        f"{SPEC.title}\n7-node reference CIS, data split tiny, {seeds} seed(s), {rounds} rounds"
+    )
     paths = savefig(fig, out, "p40")
     plt.close(fig)
     return paths

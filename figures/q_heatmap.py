@@ -80,15 +80,30 @@ def plot(data_path: Path, out: Path) -> list[Path]:
     q = np.asarray(doc["design"]["q"])
     cap = np.asarray(doc["capacity"])
     order = np.argsort(-cap, kind="stable")
-    fig, ax = plt.subplots(figsize=(8, 3.2))
-    im = ax.imshow(
-        q[order].T, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest"
-    )
+    cfg = doc["config"]
+    fig, ax = plt.subplots(figsize=(7.0, 2.4), layout="constrained")
+    hosts = np.arange(1, q.shape[1] + 1)[None, :] <= cap[:, None]  # exits a node can train
+    shown = np.ma.masked_where(~hosts[order].T, q[order].T)
+    cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")
+    im = ax.imshow(shown, aspect="auto", cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
     ax.set_yticks(range(q.shape[1]), [f"exit {k + 1}" for k in range(q.shape[1])])
-    ax.set_xlabel("node (root, middles, leaves)")
+    tiers = np.bincount(cap, minlength=4)[1:][::-1]  # root, middles, leaves
+    edges = np.cumsum(tiers)[:-1] - 0.5
+    for x in edges:
+        ax.axvline(x, color="white", lw=0.8)
+    ax.set_xlabel(
+        f"node: root | {tiers[1]} middles | {tiers[2]} leaves (white lines part the tiers; "
+        "grey: an exit the node does not host)"
+    )
     lt = ", ".join(f"{x:.3f}" for x in doc["design"]["lt"])
-    ax.set_title(f"{SPEC.title}; lt = ({lt})", fontsize=9)
-    fig.colorbar(im, ax=ax, label="q_{i,k}")
+    lam = ", ".join(f"{x:.2f}" for x in doc["lambda"])
+    ax.set_title(
+        f"Bound-optimal participation q over the {cfg['nodes']}-node reference tree: rate split "
+        f"{cfg['split']} (lambda = {lam}), data split {cfg['data']}\n"
+        f"nodes may train shallower exits, q >= {cfg['q_min']} where eligible; "
+        f"bound-optimal lt = ({lt})"
+    )
+    fig.colorbar(im, ax=ax, label="q: probability that\nnode i trains exit k", pad=0.01)
     paths = savefig(fig, out, "q_heatmap")
     plt.close(fig)
     return paths

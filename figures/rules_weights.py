@@ -12,7 +12,16 @@ from typing import Any
 import cistheory as ct
 from cistheory.rules import RULE_NAMES, rule_inputs, rule_weights
 
-from ._common import FigureSpec, load_json, pyplot, savefig, write_csv, write_json
+from ._common import (
+    DODGE,
+    FigureSpec,
+    load_json,
+    pyplot,
+    rule_style,
+    savefig,
+    write_csv,
+    write_json,
+)
 
 SPEC = FigureSpec(
     name="rules_weights",
@@ -60,30 +69,37 @@ def compute(size: str, out: Path, seed: int = 0) -> Path:
 
 
 def plot(data_path: Path, out: Path) -> list[Path]:
-    """Plot from the JSON written by :func:`compute`."""
+    """Plot from the JSON written by :func:`compute`: one panel per exit, every rule's weight
+    against the share served at the end devices (markers offset sideways so that rules with
+    equal weights, e.g. bound-optimal and Serving Rate, all stay visible)."""
     plt = pyplot()
     rows = load_json(data_path)["rows"]
     n_exits = max(r["exit"] for r in rows)
-    fig, axes = plt.subplots(1, n_exits, figsize=(4 * n_exits, 3.4), sharey=True)
-    for k, ax in enumerate(axes, start=1):
-        for rule in RULES:
+    fig, axes = plt.subplots(
+        1, n_exits, figsize=(2.3 * n_exits + 0.3, 2.7), sharey=True, squeeze=False,
+        layout="constrained",
+    )
+    rules = [r for r in RULES if any(row["rule"] == r for row in rows)]
+    for k, ax in enumerate(axes[0], start=1):
+        for j, rule in enumerate(rules):
             pts = sorted(
                 (r["leaf_share"], r["lt"]) for r in rows if r["rule"] == rule and r["exit"] == k
             )
-            if pts:
-                ax.plot(
-                    *zip(*pts, strict=True),
-                    marker="os^vDx"[RULES.index(rule)],
-                    ls=("-", "--", ":", "-.", "-", "--")[RULES.index(rule)],
-                    lw=2.5 if rule == "serving-rate" else 1.2,
-                    ms=4,
-                    label=rule,
-                )
+            if not pts:
+                continue
+            x, y = zip(*pts, strict=True)
+            x = tuple(v + (j - (len(rules) - 1) / 2) * DODGE for v in x)
+            color, marker = rule_style(rule)
+            ax.plot(x, y, marker=marker, color=color, ms=3.5, lw=0.9, mfc="white"
+                    if rule == "bound-optimal" else color, label=rule,
+                    zorder=3 if rule == "bound-optimal" else 2)
         ax.set_title(f"exit {k}")
-        ax.set_xlabel("share served at end devices")
-    axes[0].set_ylabel("training weight lt_k")
-    axes[-1].legend(fontsize=8)
-    fig.suptitle(SPEC.title, fontsize=10)
+        ax.set_xlabel("share served at the end devices")
+        ax.grid(True, lw=0.3, alpha=0.5)
+    axes[0][0].set_ylabel("training weight lt_k")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=6, frameon=False)
+    fig.suptitle(f"{SPEC.title} (7-node reference CIS; the flops rule at its final round)")
     paths = savefig(fig, out, "rules_weights")
     plt.close(fig)
     return paths

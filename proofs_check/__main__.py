@@ -9,7 +9,7 @@ import time
 
 from cistheory.cli._output import ArgumentParser, Progress, run_command
 
-from ._core import Report
+from ._core import CheckResult, Report, Tightness
 from .registry import MODULES, run_all
 
 DESCRIPTION = (
@@ -40,7 +40,8 @@ def run_with_progress(instances: int, seed: int, modules: tuple[str, ...],
     are those of ``run_all(instances, seed, modules)``.
     """
     bar = Progress(sum(COST.get(m, 1.0) for m in modules), "proofs_check", steps=len(modules))
-    checks, tight = [], []
+    checks: list[CheckResult] = []
+    tight: list[Tightness] = []
     for name in modules:
         part = run_all(instances, seed, (name,))
         checks.extend(part.checks)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._arrays import FloatArray, as_float_array, check_scalar, exit_axes, first_bad
+from .._arrays import Axis, FloatArray, as_float_array, check_scalar, exit_axes, first_bad
 from ..errors import CISInputError
 
 __all__ = ["drift_factor", "local_sgd_bound", "local_variance_bound"]
@@ -99,7 +99,7 @@ def local_variance_bound(
     tau_i = _check_tau(tau)
     eta_f = check_scalar(eta, "eta", positive=True)
     L_f = check_scalar(L, "L", positive=True)
-    pair = ("node", "exit")
+    pair: tuple[Axis, Axis] = ("node", "exit")
     qa = as_float_array(q, "q", ndim=2, nonneg=True, axes=pair)
     ba = as_float_array(beta, "beta", shape=qa.shape, nonneg=True, axes=pair)
     s2 = np.broadcast_to(

@@ -183,10 +183,10 @@ def _tau(value: Any) -> int | str | list[int]:
     if value == "root-epoch":
         return "root-epoch"
     if isinstance(value, list | tuple):
-        return check_value(value, _SIZES, "train.tau")  # type: ignore[no-any-return]
+        return list(check_value(value, _SIZES, "train.tau"))
     if isinstance(value, str):
         raise CISInputError("train.tau", value, "use an integer >= 1, a list, or 'root-epoch'")
-    return check_value(value, Field("int", low=1), "train.tau")  # type: ignore[no-any-return]
+    return int(check_value(value, Field("int", low=1), "train.tau"))
 
 
 def _model_section(sec: Mapping[str, Any]) -> dict[str, Any]:

@@ -168,16 +168,21 @@ def _type(value: Any) -> str:
     return type(value).__name__
 
 
+def _bound(x: float) -> str:
+    """A range's end as people write it: ``10,000,000``, ``0.5``, ``1``."""
+    return f"{int(x):,}" if float(x).is_integer() and abs(x) >= 1000 else f"{x:g}"
+
+
 def _range(x: float, spec: Field, name: str, shown: Any) -> None:
     why = f" ({spec.why})" if spec.why else ""
     if spec.low is not None and x < spec.low:
-        raise CISInputError(name, shown, f"must be >= {spec.low:g}{why}")
+        raise CISInputError(name, shown, f"must be >= {_bound(spec.low)}{why}")
     if spec.high is not None and x > spec.high:
-        raise CISInputError(name, shown, f"must be <= {spec.high:g}{why}")
+        raise CISInputError(name, shown, f"must be <= {_bound(spec.high)}{why}")
     if spec.above is not None and not x > spec.above:
-        raise CISInputError(name, shown, f"must be > {spec.above:g}{why}")
+        raise CISInputError(name, shown, f"must be > {_bound(spec.above)}{why}")
     if spec.below is not None and not x < spec.below:
-        raise CISInputError(name, shown, f"must be < {spec.below:g}{why}")
+        raise CISInputError(name, shown, f"must be < {_bound(spec.below)}{why}")
 
 
 def _list(value: Any, spec: Field, name: str) -> list[Any]:

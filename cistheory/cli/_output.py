@@ -85,7 +85,9 @@ def run_command(func: Callable[[], int]) -> int:
     and exit status 2; a closed output pipe (``... | head``) ends quietly with status 1, as
     Python reports one; an interrupt ends with ``interrupted`` and status 130."""
     try:
-        return int(func())
+        status = int(func())
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return status
     except CISInputError as exc:
         error(str(exc))
         return 2

@@ -13,7 +13,7 @@ from ..rules.registry import RULE_NAMES
 from ..system.participation import deepest_exit
 from ..system.reference import DATA_SPLITS, RATE_SPLITS, REFERENCE_SIGMA
 from ..system.spec import load_spec
-from ._args import floats
+from ._args import CONSTANT_FLAGS, Constants, floats
 from ._output import emit, emit_json, fmt, table
 from .weights import weights_dict
 
@@ -51,7 +51,7 @@ def report_dict(
             terms = cis_bound(cis, part, lt, const).as_dict()
             entry["rules"][rule] = {"lt": lt, "chi2": chi2(cis.lam, lt), **terms}
         rows.append(entry)
-    consts = {k: getattr(const, k) for k in ("L", "mu", "Gamma", "gap0", "T", "eta")}
+    consts = Constants(const, (), tuple(CONSTANT_FLAGS)).as_dict()
     return {
         "data": data,
         "sigma": list(sigma),

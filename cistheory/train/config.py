@@ -93,7 +93,7 @@ _MODEL_FIELDS: dict[str, dict[str, Field]] = {
     },
 }
 """The fields of each model's section besides ``name``."""
-_WHY_SAMPLES = f"at most {MAX_SAMPLES:,}: data are held in memory"
+_WHY_SAMPLES = "data are held in memory"
 _DATA: dict[str, Field] = {
     "name": Field("str", choices=_DATASETS),
     "split": Field("str", choices=("cis", "equal", "dirichlet")),

@@ -165,6 +165,8 @@ def _type(value: Any) -> str:
         return "a table"
     if isinstance(value, list | tuple):
         return "a list"
+    if isinstance(value, int | float):
+        return "a number"
     return type(value).__name__
 
 

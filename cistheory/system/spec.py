@@ -194,8 +194,10 @@ def _parse_project(doc: Mapping[str, Any], name: str) -> CIS:
         data[j] = f.get("data", 0.0)
     k = top.get("exits")
     if k is not None and k > int(cap.max()):
-        raise CISInputError("exits", k, f"no node hosts an exit above {int(cap.max())}: exits "
-                            f"{int(cap.max()) + 1}..{k} would serve nothing")
+        top_exit = int(cap.max())
+        extra = f"exit {k}" if k == top_exit + 1 else f"exits {top_exit + 1}..{k}"
+        raise CISInputError("exits", k, f"no node hosts an exit above {top_exit}: {extra} "
+                            "would serve nothing")
     return CIS.build(
         parent=parent,
         capacity=cap,
@@ -225,7 +227,9 @@ def parse_spec(doc: Mapping[str, Any], name: str = "") -> CIS:
 
 
 def _kind(doc: Any) -> str:
-    return "a list" if isinstance(doc, list) else type(doc).__name__
+    return "a list" if isinstance(doc, list) else "a string" if isinstance(doc, str) else (
+        "a number" if isinstance(doc, int | float) else type(doc).__name__
+    )
 
 
 def _builtin(spec: str) -> CIS:
@@ -289,7 +293,11 @@ def load_spec(spec: str | Path) -> CIS:
     s = str(spec)
     if s.startswith("reference:"):
         return _builtin(s)
-    return parse_spec(read_document(s, "spec"), name=Path(s).stem)
+    doc = read_document(s, "spec")
+    if not isinstance(doc, Mapping):
+        raise CISInputError("spec", s, f"the top level must be a table (an object), not "
+                            f"{_kind(doc)}")
+    return parse_spec(doc, name=Path(s).stem)
 
 
 def cis_to_spec(cis: CIS) -> dict[str, Any]:

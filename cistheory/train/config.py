@@ -141,7 +141,10 @@ _SEEDS: dict[str, Field] = {name: _SEED for name in ("selection", "batch", "init
 
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a JSON (``.json``) or TOML (``.toml``) configuration and validate it."""
-    return parse_config(read_document(path, "config"))
+    doc = read_document(path, "config")
+    if not isinstance(doc, Mapping):
+        raise CISInputError("config", str(path), "the top level must be a table (an object)")
+    return parse_config(doc)
 
 
 def parse_config(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -212,8 +215,21 @@ def _data_section(sec: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
+_PROB = Field("number", low=0.0, high=1.0)
+
+
 def _participation_section(sec: Mapping[str, Any]) -> dict[str, Any]:
-    return {"policy": "deepest", **check_table(sec, _PARTICIPATION, "participation")}
+    part = {"policy": "deepest", **check_table(sec, _PARTICIPATION, "participation")}
+    prob = part.get("prob")
+    if isinstance(prob, Mapping):
+        for tier, p in prob.items():
+            name = f"participation.prob.{tier}"
+            if not (isinstance(tier, str) and tier.isdigit() and int(tier) >= 1):
+                raise CISInputError(name, p, "a key is an exit number (1, 2, ...)")
+            check_value(p, _PROB, name)
+    elif prob is not None:
+        check_value(prob, _PROB, "participation.prob")
+    return part
 
 
 def _rule_section(sec: Mapping[str, Any]) -> dict[str, Any]:

@@ -70,7 +70,12 @@ def _cmd_rates(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``rates``."""
-    r = subparsers.add_parser("rates", help="served rate per node, lambda per exit, dropped load")
+    r = subparsers.add_parser(
+        "rates",
+        help="served rate per node, lambda per exit, dropped load",
+        description="Route a CIS's requests: the rate each node receives, serves and "
+        "forwards, the serving shares lambda per exit and the load the root drops.",
+    )
     r.add_argument("spec", help="spec file (.json/.toml) or reference:SPLIT[:DATA][:NODES]")
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(func=_cmd_rates)

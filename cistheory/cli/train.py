@@ -69,7 +69,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add ``train`` to the ``cistheory`` command's subparsers."""
     p = subparsers.add_parser(
-        "train", help="federated training of an early-exit model in a CIS (needs torch)"
+        "train",
+        help="federated training of an early-exit model in a CIS (needs torch)",
+        description="Federated training of an early-exit model in a simulated CIS, as "
+        "CONFIG says (docs/trainer.md). Writes results.json, history.csv, model.pt and "
+        "checkpoint.pt to OUT; a folder holding an earlier run is refused unless --resume "
+        "or --force.",
     )
     p.add_argument("config", help="run configuration (.json or .toml; see docs/trainer.md)")
     p.add_argument(

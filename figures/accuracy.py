@@ -19,7 +19,6 @@ import cistheory as ct
 from cistheory.rules import RULE_NAMES
 
 from ._common import (
-    DODGE,
     FigureSpec,
     load_json,
     pyplot,
@@ -143,32 +142,38 @@ def _cells(summ: list[dict[str, Any]], data: str, rule: str) -> list[dict[str, A
     )
 
 
-def _series(ax: Any, x: list[float], y: list[float], h: list[float], rule: str,
+def _series(ax: Any, x: list[float], y: list[float], h: list[float] | None, rule: str,
             real: list[bool] | None = None) -> None:
-    """Mean with a 95% error bar at each split; with ``real``, a marker is filled where the
-    interval excludes zero and hollow where it includes it."""
+    """Means joined by a line; with ``h``, a 95% error bar at each split; with ``real``, a
+    marker filled where the interval excludes zero and hollow where it includes it."""
     color, marker = rule_style(rule)
     ax.plot(x, y, "-", color=color, lw=0.9, alpha=0.7, zorder=2)
-    ax.errorbar(x, y, yerr=h, fmt="none", ecolor=color, elinewidth=0.9, capsize=1.5, zorder=3)
+    if h is not None:
+        ax.errorbar(x, y, yerr=h, fmt="none", ecolor=color, elinewidth=0.9, capsize=1.5,
+                    zorder=3)
     filled = real if real is not None else [True] * len(x)
     for xi, yi, f in zip(x, y, filled, strict=True):
-        ax.plot([xi], [yi], marker=marker, ms=4.5, color=color, mec=color,
+        ax.plot([xi], [yi], marker=marker, ms=4.0, color=color, mec=color,
                 mfc=color if f else "white", mew=1.0, zorder=4, ls="none")
 
 
 def plot(data_path: Path, out: Path) -> list[Path]:
     """Plot from the JSON written by :func:`compute`.
 
-    Top row: mean system accuracy per rule with 95% error bars over seeds. Bottom row: each
-    rule's paired difference to Serving Rate (same seeds) with its 95% error bar; a filled
-    marker where the interval excludes zero (a real difference), hollow where it includes
-    it. The rules' markers are offset sideways so that none hides another.
+    The rate splits are evenly spaced along x (labelled by the share served at the end
+    devices). Top row: mean system accuracy per rule over seeds. Bottom row: each rule's
+    paired difference to Serving Rate (same seeds) with its 95% error bar; a filled marker
+    where the interval excludes zero (a real difference), hollow where it includes it. The
+    rules' markers are offset sideways so that none hides another.
     """
     plt = pyplot()
     doc = load_json(data_path)
     summ = doc["summary"]
     rules = list(doc["config"]["rules"])
     datas = doc["config"]["data"]
+    shares = sorted({c["leaf_share"] for c in summ})
+    pos = {v: i for i, v in enumerate(shares)}
+    width = 0.8 / max(len(rules), 1)  # the rules of one split share 80% of a slot
     fig, axes = plt.subplots(
         2, len(datas), figsize=(2.45 * len(datas) + 0.3, 4.8), squeeze=False, sharex=True,
         sharey="row", layout="constrained",
@@ -178,9 +183,8 @@ def plot(data_path: Path, out: Path) -> list[Path]:
             cells = _cells(summ, data, rule)
             if not cells:
                 continue
-            x = [c["leaf_share"] + (j - (len(rules) - 1) / 2) * DODGE for c in cells]
-            _series(axes[0][col], x, [c["accuracy"] for c in cells], [c["ci"] for c in cells],
-                    rule)
+            x = [pos[c["leaf_share"]] + (j - (len(rules) - 1) / 2) * width for c in cells]
+            _series(axes[0][col], x, [c["accuracy"] for c in cells], None, rule)
             if rule != "serving-rate" and "diff_vs_serving_rate" in cells[0]:
                 d = [c["diff_vs_serving_rate"] for c in cells]
                 h = [c["diff_ci"] for c in cells]
@@ -191,17 +195,20 @@ def plot(data_path: Path, out: Path) -> list[Path]:
                 _series(axes[1][col], x, d, h, rule, real)
         axes[0][col].set_title(f"data split {data}")
         axes[1][col].axhline(0.0, color="k", lw=0.6, zorder=1)
-        axes[1][col].set_xlabel("share served at the end devices")
+        axes[1][col].set_xlabel("% of requests served at the end devices")
         for ax in axes[:, col]:
-            ax.grid(True, lw=0.3, alpha=0.5)
-    axes[0][0].set_ylabel("system accuracy\n(mean, 95% CI)")
+            ax.grid(True, axis="y", lw=0.3, alpha=0.5)
+            for edge in range(len(shares) - 1):
+                ax.axvline(edge + 0.5, color="0.85", lw=0.5, zorder=0)
+    axes[1][0].set_xticks(range(len(shares)), [f"{100 * v:.0f}" for v in shares])
+    axes[0][0].set_ylabel("system accuracy\n(mean over seeds)")
     axes[1][0].set_ylabel("minus Serving Rate\n(paired by seed, 95% CI)")
     handles = [
-        plt.Line2D([], [], color=rule_style(r)[0], marker=rule_style(r)[1], ms=4.5, lw=0.9,
+        plt.Line2D([], [], color=rule_style(r)[0], marker=rule_style(r)[1], ms=4.0, lw=0.9,
                    label=r)
         for r in rules
     ]
-    handles.append(plt.Line2D([], [], color="k", marker="o", mfc="white", ls="none", ms=4.5,
+    handles.append(plt.Line2D([], [], color="k", marker="o", mfc="white", ls="none", ms=4.0,
                               label="hollow: interval includes 0"))
     fig.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False)
     seeds = len(doc["config"]["seeds"])

@@ -214,6 +214,7 @@ def capacity_trees(draw: st.DrawFn) -> tuple[list[int], list[float], list[float]
     arrival = [draw(st.floats(0, 5)) for _ in range(n)]
     arrival[-1] += 1.0
     service = [draw(st.one_of(st.just(math.inf), st.floats(0, 5))) for _ in range(n)]
+    service[0] = draw(st.one_of(st.just(math.inf), st.floats(0.5, 5)))  # something is served
     return parent, arrival, service
 
 
@@ -225,19 +226,51 @@ def test_capacity_routing_matches_a_per_node_recursion(
     """Property: the heavy-path scan gives what the definition gives node by node, leaves
     first: d_i = max(0, a_i + sum_c d_c - c_i), s_i = min(c_i, a_i + sum_c d_c).
 
-    Tolerance: both sum a few dozen terms of size <= 200 in different orders, 1e-12 absolute.
+    Both routes are checked: level by level (what shallow trees take) and the heavy-path scan
+    (what deep ones take). Tolerance: both sum a few dozen terms of size <= 200 in different
+    orders, 1e-12 absolute.
     """
+    from cistheory.system.tree import _route_by_level, _route_heavy_paths
+
     parent, arrival, service = tree
+    served, fwd = _by_definition(parent, arrival, service)
+    cis = ct.CIS.build(parent=parent, capacity=[1] * len(parent), arrival=arrival,
+                       service=service)
+    np.testing.assert_allclose(cis.served, served, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(cis.serving.forwarded, fwd, rtol=0, atol=1e-12)
+    assert cis.dropped == pytest.approx(fwd[0], abs=1e-12)
+    args = (cis.parent, cis.arrival, np.asarray(service, dtype=float), cis.depth)
+    for route in (_route_by_level, _route_heavy_paths):
+        got_served, got_fwd, _ = route(*args)
+        np.testing.assert_allclose(got_served, served, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(got_fwd, fwd, rtol=0, atol=1e-12)
+
+
+def _by_definition(
+    parent: list[int], arrival: list[float], service: list[float]
+) -> tuple[list[float], list[float]]:
+    """Served and forwarded rates node by node, leaves first (parent[i] < i)."""
     n = len(parent)
     inflow = list(arrival)
     fwd = [0.0] * n
     served = [0.0] * n
-    for i in range(n - 1, -1, -1):  # children have larger indices
+    for i in range(n - 1, -1, -1):
         served[i] = min(service[i], inflow[i])
         fwd[i] = inflow[i] - served[i]
         if parent[i] >= 0:
             inflow[parent[i]] += fwd[i]
+    return served, fwd
+
+
+def test_deep_chain_takes_the_heavy_path_scan() -> None:
+    """A chain of 3000 nodes (deeper than 8 log2 N) through the public API, against the
+    definition. Tolerance: the two sum 3000 terms below 1 in different orders, 1e-10."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    parent = [-1, *range(n - 1)]
+    arrival = rng.random(n).tolist()
+    service = (rng.random(n) * 0.9).tolist()
+    served, fwd = _by_definition(parent, arrival, service)
     cis = ct.CIS.build(parent=parent, capacity=[1] * n, arrival=arrival, service=service)
-    np.testing.assert_allclose(cis.served, served, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(cis.serving.forwarded, fwd, rtol=0, atol=1e-12)
-    assert cis.dropped == pytest.approx(fwd[0], abs=1e-12)
+    np.testing.assert_allclose(cis.served, served, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(cis.serving.forwarded, fwd, rtol=0, atol=1e-10)

@@ -206,12 +206,14 @@ def _subtree_sizes(parent: IntArray) -> FloatArray:
     n = parent.size
     size = np.ones(n)
     anc = parent.copy()
+    live = np.flatnonzero(anc >= 0)  # nodes whose 2^j-th ancestor exists
     for _ in range(_doubling_rounds(n)):
-        live = np.flatnonzero(anc >= 0)
         if live.size == 0:
             break
-        size = size + np.bincount(anc[live], weights=size[live], minlength=n)
-        anc[live] = anc[anc[live]]
+        up = anc[live]
+        size = size + np.bincount(up, weights=size[live], minlength=n)
+        anc[live] = anc[up]
+        live = live[anc[live] >= 0]
     return size
 
 
@@ -224,8 +226,10 @@ def _heavy_paths(parent: IntArray) -> tuple[IntArray, IntArray]:
     """
     n = parent.size
     nonroot = np.flatnonzero(parent >= 0)
-    size = _subtree_sizes(parent)
-    order = nonroot[np.lexsort((nonroot, -size[nonroot], parent[nonroot]))]
+    size = _subtree_sizes(parent).astype(np.int64)
+    # children grouped by parent, largest subtree first; a stable sort keeps ties in index order
+    key = parent[nonroot] * (n + 1) + (n - size[nonroot])
+    order = nonroot[np.argsort(key, kind="stable")]
     first = np.ones(order.size, dtype=bool)
     first[1:] = parent[order[1:]] != parent[order[:-1]]
     heavy = np.zeros(n, dtype=bool)
@@ -233,16 +237,61 @@ def _heavy_paths(parent: IntArray) -> tuple[IntArray, IntArray]:
     head = np.where(heavy, parent, np.arange(n))
     light = ((parent >= 0) & ~heavy).astype(np.int64)
     anc = parent.copy()
+    live = np.flatnonzero(anc >= 0)
+    settled = False
     for _ in range(_doubling_rounds(n)):
-        head = head[head]
-        live = np.flatnonzero(anc >= 0)
+        if not settled:
+            nxt = head[head]
+            settled = bool(np.array_equal(nxt, head))
+            head = nxt
         if live.size:
-            light[live] += light[anc[live]]
-            anc[live] = anc[anc[live]]
+            up = anc[live]
+            light[live] += light[up]
+            anc[live] = anc[up]
+            live = live[anc[live] >= 0]
+        elif settled:
+            break
     return head, light
 
 
+LEVEL_DEPTH_PER_LOG2 = 8
+"""A tree at most ``max(32, 8 log2 N)`` deep is routed level by level (one ``bincount`` pass
+per level: ``O(N log N)`` at that depth, and quicker than the scan, e.g. 0.1 s against
+0.6 s for 10^6 nodes in 65 levels); a deeper one by the heavy-path scan, ``O(N log N)``
+whatever its depth."""
+
+
+def _route_by_level(
+    parent: IntArray, arrival: FloatArray, service: FloatArray, depth: IntArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Capacity mode one depth level at a time, deepest first: ``O(N (depth + 1))``."""
+    n = parent.size
+    order = np.argsort(-depth, kind="stable")
+    inflow = arrival.astype(np.float64).copy()
+    served = np.zeros(n)
+    fwd = np.zeros(n)
+    for nodes in np.split(order, np.flatnonzero(np.diff(depth[order])) + 1):
+        s = np.minimum(service[nodes], inflow[nodes])
+        served[nodes] = s
+        fwd[nodes] = inflow[nodes] - s
+        ch = nodes[parent[nodes] >= 0]
+        if ch.size:
+            inflow += np.bincount(parent[ch], weights=fwd[ch], minlength=n)
+    return served, fwd, inflow
+
+
 def _route_capacities(
+    parent: IntArray, arrival: FloatArray, service: FloatArray, depth: IntArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Served, forwarded and incoming rates in capacity mode, in ``O(N log N)``: level by
+    level for shallow trees (:data:`LEVEL_DEPTH_PER_LOG2`), else :func:`_route_heavy_paths`."""
+    n = parent.size
+    if int(depth.max()) <= max(32.0, LEVEL_DEPTH_PER_LOG2 * np.log2(max(n, 2))):
+        return _route_by_level(parent, arrival, service, depth)
+    return _route_heavy_paths(parent, arrival, service, depth)
+
+
+def _route_heavy_paths(
     parent: IntArray, arrival: FloatArray, service: FloatArray, depth: IntArray
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     r"""Served, forwarded and incoming rates in capacity mode, in ``O(N log N)``.
@@ -258,7 +307,15 @@ def _route_capacities(
     n = parent.size
     head, light = _heavy_paths(parent)
     below = depth - depth[head]
-    order = np.lexsort((-below, head, -light))
+    # light level deepest first, then path by path, each from its bottom up: one integer key
+    span = (int(light.max()) + 1) * n * (int(below.max()) + 1)
+    if span < 2**62:
+        rank = ((int(light.max()) - light) * n + head) * (int(below.max()) + 1) + (
+            int(below.max()) - below
+        )
+        order = np.argsort(rank, kind="stable")
+    else:  # pragma: no cover - more than about 6e8 nodes
+        order = np.lexsort((-below, head, -light))
     light_in = np.zeros(n)
     d = np.zeros(n)
     for batch in np.split(order, np.flatnonzero(np.diff(light[order])) + 1):

@@ -37,7 +37,8 @@ class FigureSpec:
     title: str
     outputs: tuple[str, ...]
     cost: float = 1.0
-    """Relative running time at the quick size, for the estimate of the time left."""
+    """Running time at the quick size (seconds measured on the 2-core machine), for the
+    estimate of the time left."""
 
 
 def training_progress(label: str, enabled: bool = True) -> Any:

@@ -35,6 +35,7 @@ SPEC = FigureSpec(
     name="accuracy",
     title="System accuracy vs share served at the end devices, per rule and data split",
     outputs=("accuracy.csv", "accuracy.json", "accuracy.png", "accuracy.pdf"),
+    cost=1350,
 )
 
 RULES = RULE_NAMES

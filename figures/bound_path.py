@@ -25,6 +25,7 @@ SPEC = FigureSpec(
     name="bound_path",
     title="Bound terms from Serving Rate (s=0) to inverse variance (s=1)",
     outputs=("bound_path.csv", "bound_path.json", "bound_path.png", "bound_path.pdf"),
+    cost=7,
 )
 
 CONFIG: dict[str, dict[str, Any]] = {

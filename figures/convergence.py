@@ -28,6 +28,7 @@ SPEC = FigureSpec(
     name="convergence",
     title="Measured F_lambda(w_t) - F_lambda* (mean, 95% band) against the bound",
     outputs=("convergence.csv", "convergence.json", "convergence.png", "convergence.pdf"),
+    cost=27,
 )
 
 

@@ -49,6 +49,7 @@ SPEC = FigureSpec(
     name="p40",
     title="Deeper nodes also training shallow exits (p40) with tiny end-device data",
     outputs=("p40.csv", "p40.json", "p40.png", "p40.pdf"),
+    cost=75,
 )
 
 QUICK_SETTING = Setting(rounds=20, max_tau=20, batch_size=32, momentum=0.9, lr=0.05, lr_final=0.005)

@@ -23,6 +23,7 @@ SPEC = FigureSpec(
     name="q_heatmap",
     title="Bound-optimal participation q over the 100-node tree",
     outputs=("q_heatmap.csv", "q_heatmap.json", "q_heatmap.png", "q_heatmap.pdf"),
+    cost=1,
 )
 
 CONFIG: dict[str, dict[str, Any]] = {

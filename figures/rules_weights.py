@@ -27,6 +27,7 @@ SPEC = FigureSpec(
     name="rules_weights",
     title="Serving shares and training weights of every rule across the rate splits",
     outputs=("rules_weights.csv", "rules_weights.json", "rules_weights.png", "rules_weights.pdf"),
+    cost=2,
 )
 
 RULES = RULE_NAMES

@@ -196,12 +196,12 @@ def plot(data_path: Path, out: Path) -> list[Path]:
                 _series(axes[1][col], x, d, h, rule, real)
         axes[0][col].set_title(f"data split {data}")
         axes[1][col].axhline(0.0, color="k", lw=0.6, zorder=1)
-        axes[1][col].set_xlabel("% of requests served at the end devices")
         for ax in axes[:, col]:
             ax.grid(True, axis="y", lw=0.3, alpha=0.5)
             for edge in range(len(shares) - 1):
                 ax.axvline(edge + 0.5, color="0.85", lw=0.5, zorder=0)
     axes[1][0].set_xticks(range(len(shares)), [f"{100 * v:.0f}" for v in shares])
+    axes[1][len(datas) // 2].set_xlabel("% of requests served at the end devices (rate split)")
     axes[0][0].set_ylabel("system accuracy\n(mean over seeds)")
     axes[1][0].set_ylabel("minus Serving Rate\n(paired by seed, 95% CI)")
     handles = [

@@ -129,24 +129,25 @@ def plot(data_path: Path, out: Path) -> list[Path]:
     plt = pyplot()
     doc = load_json(data_path)
     schedules = sorted({r["schedule"] for r in doc["runs"]})
-    fig, axes = plt.subplots(2, len(schedules), figsize=(5.4 * len(schedules), 8.4), squeeze=False)
+    fig, axes = plt.subplots(
+        2, len(schedules), figsize=(3.5 * len(schedules), 6.2), squeeze=False,
+        layout="constrained",
+    )
     for col, sched in enumerate(schedules):
         runs = [x for x in doc["runs"] if x["schedule"] == sched]
         _panel(axes[0][col], runs, "measured", "ci", "bound")
-        axes[0][col].set_title(f"{sched} step (dashed: Theorems 1(c) + 2)", fontsize=9)
+        axes[0][col].set_title(f"{sched} step (dashed: Theorems 1(c) + 2)")
         _panel(axes[1][col], runs, "measured_lt", "ci_lt", "bound_lt")
         ratios = ", ".join(f"{r['lt_rule']} {_fmt(median_ratio(r))}" for r in runs)
         axes[1][col].set_title(
             f"{sched} step: e_t against Theorem 2 (dashed)\n"
             f"median bound/measured over t >= 1:\n{ratios}",
-            fontsize=8,
         )
     axes[0][0].set_ylabel("F_lambda(w_t) - F_lambda*")
     axes[1][0].set_ylabel("e_t = F_lt(w_t) - F_lt*")
-    axes[0][0].legend(fontsize=7)
-    fig.subplots_adjust(hspace=0.42)
-    checks = ", ".join(f"{k}={v}" for k, v in doc["checks"].items())
-    fig.suptitle(f"{SPEC.title}\n{checks}", fontsize=9, y=0.98)
+    axes[0][0].legend(fontsize=6)
+    checks = ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in doc["checks"].items())
+    fig.suptitle(f"{SPEC.title}\nchecks: {checks}")
     paths = savefig(fig, out, "convergence")
     plt.close(fig)
     return paths

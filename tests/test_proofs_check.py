@@ -227,7 +227,7 @@ def test_local_bound_validates(kwargs: dict[str, float], field: str) -> None:
 def test_local_variance_bound_validates() -> None:
     with pytest.raises(CISInputError) as info:
         local_sgd.local_variance_bound([[0.0]], [[0.5]], [1.0], [1.0], tau=1, eta=0.1, L=1.0)
-    assert info.value.field == "beta[0, 0]"
+    assert info.value.field == "beta[0, 1]"  # node 0, exit 1
     with pytest.raises(CISInputError):
         local_sgd.local_variance_bound([[1.5]], [[0.5]], [1.0], [1.0], tau=1, eta=0.1, L=1.0)
 

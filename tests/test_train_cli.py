@@ -151,8 +151,13 @@ def test_json_config_and_rules(tmp_path: Path) -> None:
     assert [len(d) for d in exp.node_data] == [1533, 199, 199, 17, 17, 17, 17]
     assert callable(exp.lt)  # the flops rule changes with the round
     res = run_training(load_config(path), tmp_path / "o")
-    # tau_t = 0.01 (t + 1) passes r_1 = 0.044 at t = 4: equal weights, then not
-    assert res["history"][0]["lt"] == pytest.approx([1 / 3] * 3, rel=1e-12)
+    # the schedule spans the run's 6 rounds: tau_t = (t + 1) / 6, ending at the FLOPs
+    r = exp.lt_info["exit_flops"]
+    assert exp.lt_info["horizon"] == 6
+    for t in (0, 5):
+        want = [min((t + 1) / 6, x) for x in r]
+        assert res["history"][t]["lt"] == pytest.approx([w / sum(want) for w in want],
+                                                        rel=1e-12)
     assert res["history"][5]["lt"] != res["history"][0]["lt"]
     assert "test_mse" in res
 

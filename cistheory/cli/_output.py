@@ -21,6 +21,7 @@ from ..errors import CISInputError
 __all__ = [
     "ArgumentParser",
     "Progress",
+    "duration",
     "emit",
     "emit_json",
     "error",
@@ -104,7 +105,8 @@ def run_command(func: Callable[[], int]) -> int:
         return 130
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """A time span as people read it: ``<1 s``, ``42 s``, ``3 min 05 s``, ``2 h 10 min``."""
     if seconds < 1:
         return "<1 s"
     s = round(seconds)
@@ -171,7 +173,7 @@ class Progress:
             left = "done"
         elif self.done > 0:
             rest = elapsed / self.done * (self.total - self.done)
-            left = f"about {_duration(rest)} left" if rest >= 1 else "nearly done"
+            left = f"about {duration(rest)} left" if rest >= 1 else "nearly done"
         else:
             left = "starting"
         head = f"{self.label} " if self.label else ""
@@ -180,5 +182,5 @@ class Progress:
             if self.steps is not None
             else f"{self.done:g}/{self.total:g}"
         )
-        line = f"{head}[{count}] {what} ({_duration(elapsed)}, {left})"
+        line = f"{head}[{count}] {what} ({duration(elapsed)}, {left})"
         print(line, file=self._stream or sys.stderr, flush=True)

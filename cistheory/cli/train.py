@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CISInputError
-from ._output import emit_json, progress
+from ._output import duration, emit_json, progress
 
 __all__ = ["register"]
 
@@ -34,13 +34,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise CISInputError("--stop-after", args.stop_after, "must be >= 1")
     check_output_folder(out, resume=args.resume, force=args.force, field="--out")
     t0 = time.perf_counter()
+    first: list[int] = []  # the rounds done before this invocation's first round
 
     def show(state: LoopState, total: int) -> None:
         done = state.rounds_done
         last = state.history[-1]
         obj = "" if last.objective_lt is None else f" F_lt={last.objective_lt:.5g}"
-        rate = done / max(time.perf_counter() - t0, 1e-9)
-        line = f"\r{_bar(done, total)} {done}/{total} rounds{obj} ({rate:.3g}/s)"
+        if not first:
+            first.append(done - 1)
+        rate = (done - first[0]) / max(time.perf_counter() - t0, 1e-9)
+        left = f", about {duration((total - done) / rate)} left" if done < total else ""
+        line = f"\r{_bar(done, total)} {done}/{total} rounds{obj} ({rate:.3g}/s{left})"
         progress(line, end="")
 
     res = run_training(

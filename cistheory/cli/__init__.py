@@ -1,7 +1,7 @@
 """The ``cistheory`` command: one package, one output convention (:mod:`._output`).
 
 Subcommands: ``report`` (the default), ``rates``, ``weights``, ``design``,
-``validate-rates`` and ``train``, one module each. User errors
+``validate-rates``, ``train`` and ``flower``, one module each. User errors
 (:class:`~cistheory.errors.CISInputError`, unreadable files) end in one line
 ``error: FIELD = VALUE: REASON`` on standard error and exit status 2, without a traceback
 (a usage error is one line ``error: ...`` too); a closed output pipe ends quietly with
@@ -14,13 +14,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import design, rates, report, train, validate, weights
+from . import design, flower, rates, report, train, validate, weights
 from ._args import join_negative_lists
 from ._output import ArgumentParser, run_command
 
 __all__ = ["build_parser", "main"]
 
-_SUBCOMMANDS = (report, rates, weights, design, validate, train)
+_SUBCOMMANDS = (report, rates, weights, design, validate, train, flower)
 
 
 def build_parser() -> argparse.ArgumentParser:

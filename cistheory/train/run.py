@@ -27,7 +27,7 @@ from .evaluate import evaluate_cis
 from .fedloop import LoopState, RoundRecord, TrainResult, exit_objectives, run_federated
 from .models import EarlyExitModel
 
-__all__ = ["OUTPUTS", "check_output_folder", "run_training"]
+__all__ = ["OUTPUTS", "check_output_folder", "results_document", "run_training", "write_outputs"]
 
 _CHECKPOINT = "checkpoint.pt"
 
@@ -173,8 +173,8 @@ def run_training(
         resume=ck,
         stop_after=stop_after,
     )
-    results = _results(cfg, digest, exp, res)
-    _write_outputs(out, results, res, exp.model.n_exits)
+    results = results_document(cfg, digest, exp, res)
+    write_outputs(out, results, res, exp.model.n_exits)
     return results
 
 
@@ -217,7 +217,7 @@ def _checkpointing(
     return callback
 
 
-def _results(
+def results_document(
     cfg: Mapping[str, Any], digest: str, exp: Experiment, res: TrainResult
 ) -> dict[str, Any]:
     """The ``results.json`` document of a run."""
@@ -243,7 +243,7 @@ def _results(
     return results
 
 
-def _write_outputs(out: Path, results: dict[str, Any], res: TrainResult, k: int) -> None:
+def write_outputs(out: Path, results: dict[str, Any], res: TrainResult, k: int) -> None:
     """``results.json``, ``history.csv`` and ``model.pt``, each written atomically."""
     atomic_write_bytes(out / "results.json", (json.dumps(results, indent=1) + "\n").encode())
     atomic_write_bytes(out / "history.csv", _history_csv(res.history, k).encode())

@@ -1,0 +1,298 @@
+"""The Flower strategy and client app in one process (no Flower processes): the same result
+as the in-process trainer bit for bit, faults left out with the stated weights, resume in
+either direction, node identity, and the part sum against a numpy reference.
+
+The grid here calls the ClientApp directly (``tests/flower_support.py``); the runs on
+Flower's own simulation and deployment are in ``tests/test_flower_runs.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("flwr")
+
+import torch
+
+from cistheory.errors import CISInputError
+from cistheory.flower.apps import RUN_CONFIG, ServerOptions, node_index
+from cistheory.flower.faults import failure_rates, fault_bias
+from cistheory.flower.parts import PartSum, load_part, part_state
+from cistheory.flower.problem import load_problem
+from cistheory.flower.strategy import CISStrategy
+from cistheory.system.aggregation import aggregation_weights
+from cistheory.train.config import load_config
+from cistheory.train.run import run_training
+from tests.flower_support import (
+    CASES,
+    RESNET_BN,
+    InProcessGrid,
+    max_diff,
+    model_pt,
+    plain_loop,
+    task_identity,
+    write_config,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _identity() -> Iterator[None]:
+    with task_identity():
+        yield
+
+
+def flower_run(config: Path, out: Path, grid: InProcessGrid | None = None, **kw: object) -> dict:
+    problem = load_problem(config)
+    grid = grid or InProcessGrid({"config": str(config)}, problem.n_nodes)
+    strategy = CISStrategy(problem, round_timeout=float(kw.pop("round_timeout", 60.0)), poll=0.01)
+    return strategy.run(grid, out, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("policy", "rule"), CASES)
+def test_same_result_as_the_in_process_trainer(tmp_path: Path, policy: str, rule: str) -> None:
+    """Same picks, uniforms, local update and sum in the same order: bitwise equal
+    parameters, histories and objectives; and the parameters did move."""
+    config = write_config(tmp_path / "run.toml", policy, rule)
+    got = flower_run(config, tmp_path / "flower")
+    ref = run_training(load_config(config), tmp_path / "ref")
+    a, b = model_pt(tmp_path / "flower"), model_pt(tmp_path / "ref")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert got["history"] == ref["history"]
+    assert got["final_objectives"] == ref["final_objectives"]
+    assert got["system_accuracy"] == ref["system_accuracy"]
+    init = load_problem(config).experiment.model.state_dict()
+    assert max_diff(a, init) > 0.01  # 3 rounds moved the model (0.04 to 0.2 here)
+    assert got["flower"]["faults"] == []
+    assert got["flower"]["bias_observed"] == got["flower"]["bias_without_faults"]
+
+
+def test_batch_norm_statistics_as_the_trainer(tmp_path: Path) -> None:
+    """A model with batch norm (a narrow ResNet-18 on the digit images): buffers travel with
+    the part and become the data-weighted mean, as in the trainer."""
+    config = write_config(tmp_path / "run.toml", "p40", "unbiased", rounds=2, model=RESNET_BN)
+    flower_run(config, tmp_path / "flower")
+    run_training(load_config(config), tmp_path / "ref")
+    a, b = model_pt(tmp_path / "flower"), model_pt(tmp_path / "ref")
+    assert any("running_mean" in k for k in a)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_independent_plain_loop_agrees(tmp_path: Path) -> None:
+    """The trainer (and so the Flower run) against the algorithm written from its statement:
+    equal up to float32 rounding (different operation order; 1e-6 is ~100 ulps of the
+    parameters' size)."""
+    config = write_config(tmp_path / "run.toml", "p40", "multiplicative")
+    run_training(load_config(config), tmp_path / "ref")
+    assert max_diff(plain_loop(config), model_pt(tmp_path / "ref")) < 1e-6
+
+
+def test_lost_updates_are_reported_and_left_out(tmp_path: Path) -> None:
+    """Node 3 dies after round 1 (error replies), node 5 misses round 2 (timeout): both
+    recorded; the result is the plain loop without those updates and no reweighting."""
+    config = write_config(tmp_path / "run.toml", "deepest", "unbiased")
+    lost = {(2, 3): "error", (3, 3): "error", (2, 5): "silent"}
+    grid = InProcessGrid({"config": str(config)}, 7, lost=lost)
+    got = flower_run(config, tmp_path / "flower", grid, round_timeout=0.5)
+    faults = {
+        (f["round"], f["cis-node"], f["kind"], f.get("code")) for f in got["flower"]["faults"]
+    }
+    assert faults == {(2, "3", "error", 5), (3, "3", "error", 5), (2, "5", "timeout", None)}
+    assert got["rounds_done"] == 3 and got["complete"]
+    ours = model_pt(tmp_path / "flower")
+    assert max_diff(ours, plain_loop(config, {2: {3, 5}, 3: {3}})) < 1e-6
+    assert max_diff(ours, plain_loop(config)) > 1e-3  # the faults did change the result
+    # the bias the observed rates imply: f_3 = 2/3, f_5 = 1/3 (deepest: every node picked)
+    rates = got["flower"]["failure_rates"]
+    assert rates["3"] == pytest.approx(2 / 3) and rates["5"] == pytest.approx(1 / 3)
+    assert got["flower"]["bias_observed"]["scale"] < 1.0
+
+
+def test_unconnected_node_is_a_fault_and_training_goes_on(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "run.toml", "deepest", "unbiased", rounds=2)
+    grid = InProcessGrid({"config": str(config)}, 7, absent=[6])
+    problem = load_problem(config)
+    strategy = CISStrategy(problem, poll=0.01)
+    got = strategy.run(grid, tmp_path / "flower", connect_timeout=0.5)
+    assert [(f["round"], f["cis-node"], f["kind"]) for f in got["flower"]["faults"]] == [
+        (1, "6", "unmapped"),
+        (2, "6", "unmapped"),
+    ]
+    assert max_diff(model_pt(tmp_path / "flower"), plain_loop(config, {1: {6}, 2: {6}})) < 1e-6
+
+
+@pytest.mark.parametrize("first", ["flower", "in-process"])
+def test_resume_from_either_side(tmp_path: Path, first: str) -> None:
+    """Two rounds on one side, the checkpoint, the last round on the other: bitwise the
+    uninterrupted run (the checkpoint format and the config digest are the trainer's)."""
+    config = write_config(tmp_path / "run.toml", "p40", "unbiased")
+    run_training(load_config(config), tmp_path / "ref")
+    out = tmp_path / "split"
+    if first == "flower":
+        flower_run(config, out, stop_after=2)
+        res = run_training(load_config(config), out, resume=True)
+    else:
+        run_training(load_config(config), out, stop_after=2)
+        res = flower_run(config, out, resume=True)
+    assert res["rounds_done"] == 3
+    a, b = model_pt(out), model_pt(tmp_path / "ref")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_restores_the_fault_log_and_refuses_another_config(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "run.toml", "deepest", "unbiased")
+    out = tmp_path / "flower"
+    grid = InProcessGrid({"config": str(config)}, 7, lost={(1, 2): "error"})
+    flower_run(config, out, grid, stop_after=1)
+    with pytest.raises(CISInputError, match="out-dir"):
+        flower_run(config, out)  # never overwrites a run
+    got = flower_run(config, out, resume=True)
+    assert [(f["round"], f["cis-node"]) for f in got["flower"]["faults"]] == [(1, "2")]
+    other = write_config(tmp_path / "other.toml", "p40", "unbiased")
+    with pytest.raises(CISInputError, match="another configuration"):
+        flower_run(other, out, resume=True)
+
+
+def test_client_refuses_another_config(tmp_path: Path) -> None:
+    """Every node must read the server's config: a different file is an error reply."""
+    config = write_config(tmp_path / "run.toml", "deepest", "unbiased")
+    other = write_config(tmp_path / "other.toml", "deepest", "multiplicative")
+    grid = InProcessGrid({"config": str(other)}, 7)
+    with pytest.raises(CISInputError, match="no Flower node"):
+        flower_run(config, tmp_path / "flower", grid, connect_timeout=0.5)
+
+
+def test_node_identity(tmp_path: Path) -> None:
+    problem = load_problem(write_config(tmp_path / "run.toml"))
+    assert node_index(problem, {"cis-node": "3"}) == 3
+    assert node_index(problem, {"cis-node": 3}) == 3
+    assert node_index(problem, {"partition-id": 2, "num-partitions": 7}) == 2
+    with pytest.raises(CISInputError, match="cis-node = '9'"):
+        node_index(problem, {"cis-node": "9"})
+    with pytest.raises(CISInputError, match="num-supernodes = 5"):
+        node_index(problem, {"partition-id": 2, "num-partitions": 5})
+    with pytest.raises(CISInputError, match="node-config"):
+        node_index(problem, {})
+
+
+def test_bad_run_config_and_train_config(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "run.toml")
+    with pytest.raises(CISInputError, match="round-timeout = 0"):
+        ServerOptions.from_run_config(
+            {**RUN_CONFIG, "config": str(config), "out-dir": "/x", "round-timeout": 0}
+        )
+    with pytest.raises(CISInputError, match="unknown key"):
+        ServerOptions.from_run_config({"rounds": 3})
+    with pytest.raises(CISInputError, match="absolute path"):
+        load_problem("run.toml")
+    vec = tmp_path / "vec.toml"
+    vec.write_text(config.read_text().replace("eval_every = 1", "vectorised = true"))
+    with pytest.raises(CISInputError, match=r"train\.vectorised"):
+        load_problem(vec.resolve())
+
+
+def test_part_sum_against_numpy() -> None:
+    """Nested parts (exit 1's keys are a subset of exit 3's), no renormalisation: each key
+    gets the sum of w * delta over the updates that hold it; buffers the m-weighted mean."""
+    from cistheory.train.models import EarlyExitResNet18
+
+    model = EarlyExitResNet18((1, 2, 3), 3, in_channels=1, width=2, norm="batch")
+    rng = np.random.default_rng(0)
+    before = {k: v.detach().double().numpy().copy() for k, v in model.state_dict().items()}
+    updates = []
+    for k, w, mass in ((1, 0.7, 3.0), (3, 2.5, 1.0), (1, 0.1, 2.0)):
+        delta = {n: rng.normal(size=before[n].shape) for n in model.exit_parameter_names(k)}
+        bufs = {n: rng.normal(size=before[n].shape) for n in model.exit_buffer_names(k)}
+        bufs = {n: (np.abs(v).round() if "num_batches" in n else v) for n, v in bufs.items()}
+        updates.append((delta, w, bufs, mass))
+    total = PartSum.zeros(model)
+    for delta, w, bufs, mass in updates:
+        as_t = {n: torch.tensor(v, dtype=torch.float32) for n, v in delta.items()}
+        buf_t = {n: torch.tensor(v).to(before_dtype(model, n)) for n, v in bufs.items()}
+        total.add(as_t, w, buf_t, mass)
+    total.apply(model, server_lr=0.5)
+    after = model.state_dict()
+    for name, p in model.named_parameters():
+        want = before[name] + 0.5 * sum(w * d[name] for d, w, _, _ in updates if name in d)
+        assert np.allclose(p.detach().double().numpy(), want, rtol=0, atol=1e-5)  # float32
+    for name, b in model.named_buffers():
+        holders = [(bf[name], mass) for _, _, bf, mass in updates if name in bf]
+        if not holders:
+            assert np.array_equal(b.double().numpy(), before[name])
+        elif "num_batches" in name:
+            assert b.item() == max(v.item() for v, _ in holders)
+        else:
+            want = sum(m * v for v, m in holders) / sum(m for _, m in holders)
+            assert np.allclose(after[name].double().numpy(), want, rtol=0, atol=1e-5)
+
+
+def before_dtype(model: torch.nn.Module, name: str) -> torch.dtype:
+    return dict(model.named_buffers())[name].dtype
+
+
+def test_parts_travel_whole() -> None:
+    from cistheory.train.models import EarlyExitMLP
+
+    a = EarlyExitMLP(4, (3, 3), 2, generator=torch.Generator().manual_seed(0))
+    b = EarlyExitMLP(4, (3, 3), 2, generator=torch.Generator().manual_seed(1))
+    load_part(b, 1, part_state(a, 1))
+    names = set(a.exit_parameter_names(1))
+    for n, p in b.named_parameters():
+        assert torch.equal(p, dict(a.named_parameters())[n]) == (n in names)
+    with pytest.raises(CISInputError, match="not the tensors of part P_2"):
+        load_part(b, 2, part_state(a, 1))
+
+
+def test_fault_bias_against_the_closed_form(tmp_path: Path) -> None:
+    """Unbiased rule, deepest exits, node i always lost: the step shrinks by
+    1 - lt_k m_i / M_k (its exit k), exit k's weight becomes (lt_k - lt_k m_i/M_k) / scale."""
+    problem = load_problem(write_config(tmp_path / "run.toml"))
+    part = problem.experiment.participation
+    lt = np.asarray(problem.experiment.lt)
+    w = aggregation_weights(part, lt, "unbiased")
+    m, q = part.data, part.q
+    for i in range(7):
+        k = int(np.flatnonzero(q[i])[0])
+        share = m[i] / m[q[:, k] > 0].sum()
+        f = np.zeros(7)
+        f[i] = 1.0
+        b = fault_bias(part, w, lt, f)
+        scale = 1 - lt[k] * share
+        assert b.scale == pytest.approx(scale, rel=1e-12)
+        want = lt / scale
+        want[k] = lt[k] * (1 - share) / scale
+        assert np.allclose(b.lt, want, rtol=1e-12)
+        assert b.within_tv[k] == pytest.approx(share, rel=1e-12)
+    assert failure_rates([[1, 1], [1, 0], [0, 1]], [{"round": 1, "node": 1}], 2).tolist() == [
+        0.0,
+        0.5,
+    ]
+
+
+def test_importing_the_package_loads_neither_flower_nor_torch() -> None:
+    code = (
+        "import sys, cistheory, cistheory.flower; "
+        "print([m for m in ('flwr', 'torch') if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_results_json_names_the_faults(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "run.toml", "deepest", "unbiased", rounds=1)
+    grid = InProcessGrid({"config": str(config)}, 7, lost={(1, 4): "error"})
+    flower_run(config, tmp_path / "flower", grid)
+    doc = json.loads((tmp_path / "flower" / "results.json").read_text())
+    (fault,) = doc["flower"]["faults"]
+    assert fault["cis-node"] == "4" and fault["kind"] == "error" and fault["exit"] == 1
+    assert doc["flower"]["node_map"]["4"] == 9000 + 17 * 4

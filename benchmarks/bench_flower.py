@@ -6,15 +6,15 @@ federation and by a deployment (a SuperLink and one SuperNode per CIS node on lo
 the table gives each one's seconds per round (rounds 2 onwards; round 1 and the start-up
 separately) and its ratio to the in-process loop. A deployment holds two processes per
 SuperNode: the script measures their memory in the smallest deployment and runs a larger
-one only if it fits in the memory available, else says so and runs the largest that fits
-(at most ``--fit-cap`` nodes). The machine's load average is printed with the results:
-Flower's costs are mostly process start-up and polling, which other work on the machine
-inflates.
+one only if it fits in the memory available, else says so and runs the largest reference
+tree (7, 17 or 100 nodes) that fits, at most ``--fit-cap`` nodes. The machine's load average
+is printed with the results: Flower's costs are mostly process start-up and polling, which
+other work on the machine inflates.
 
 Usage::
 
     python benchmarks/bench_flower.py [--rounds 4] [--sim-nodes 7,100] [--deploy-nodes 7,100]
-        [--fit-cap 20] [--json]
+        [--fit-cap 17] [--json]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import argparse
 import copy
 import json
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -57,6 +58,9 @@ batch_size = 16
 aggregation = "unbiased"
 eval_every = 0
 """
+
+
+TREES = (7, 17, 100)  # the reference trees' sizes (cistheory.system.reference)
 
 
 def write_config(work: Path, n: int, rounds: int) -> Path:
@@ -134,7 +138,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--sim-nodes", default="7,100")
     p.add_argument("--deploy-nodes", default="7,100")
-    p.add_argument("--fit-cap", type=int, default=20, help="largest fallback deployment")
+    p.add_argument("--fit-cap", type=int, default=17, help="largest fallback deployment")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args()
     torch.set_num_threads(1)
@@ -150,18 +154,21 @@ def main() -> None:
     for n in sims:
         r = on_flower("simulation", write_config(work, n, a.rounds), work / f"sim-{n}")
         rows.append({"mode": "simulation", "nodes": n, **r})
+        print(f"measured: {rows[-1]}", file=sys.stderr, flush=True)
     per_node = None
     for n in deps:
         run_n = n
         if per_node is not None and n * per_node > 0.8 * mem_available_mb():
             fits = int(0.8 * mem_available_mb() / per_node)
+            smaller = [s for s in TREES if s <= min(fits, a.fit_cap) and s not in deps]
+            run_n = max(smaller, default=0)
             notes.append(
                 f"deployment at {n} nodes does not fit: {per_node:.0f} MB per SuperNode (measured) "
                 f"x {n} = {n * per_node / 1024:.1f} GB > 80% of {mem_available_mb() / 1024:.1f} GB "
-                f"available; {fits} would fit; running {min(fits, a.fit_cap)} instead"
+                f"available; {fits} would fit; "
+                + (f"ran {run_n} instead" if run_n else "no other reference tree to run")
             )
-            run_n = min(fits, a.fit_cap)
-            if run_n < 2:
+            if not run_n:
                 continue
             if run_n not in base:
                 base[run_n] = in_process(write_config(work, run_n, a.rounds))["per_round"]
@@ -169,6 +176,7 @@ def main() -> None:
         r = on_flower("deployment", write_config(work, run_n, a.rounds), work / f"deploy-{run_n}")
         per_node = r["peak_rss_mb"] / run_n
         rows.append({"mode": "deployment", "nodes": run_n, **r})
+        print(f"measured: {rows[-1]}", file=sys.stderr, flush=True)
     load.append(os.getloadavg()[0])
     report = {
         "rounds": a.rounds,

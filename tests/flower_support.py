@@ -191,7 +191,9 @@ def plain_loop(config: Path, drop: Mapping[int, set[int]] | None = None) -> dict
     w = beta / np.where(q > 0, q, 1.0) if fed.aggregation == "unbiased" else beta * q
     sel = np.random.default_rng(fed.selection_seed)
     gen = torch.Generator().manual_seed(fed.batch_seed)
-    lr, mu, rho, tau, bsz = float(cfg["train"]["lr"]), fed.momentum, fed.weight_decay, 2, 16
+    tr = cfg["train"]
+    lr, mu, rho = float(tr["lr"]), fed.momentum, fed.weight_decay
+    tau, bsz = int(tr["tau"]), int(tr["batch_size"])
     for t in range(fed.rounds):
         u = sel.random(n)
         cum = np.cumsum(q, axis=1)

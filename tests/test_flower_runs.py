@@ -72,7 +72,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         if "[cistheory] round 3:" in line:  # the server's state after round 3 (written first)
             shutil.copy(out / "checkpoint.pt", tmp / "after-round-3.pt")
 
-    outcome: RunOutcome = deploy(FlowerRunSpec(config, out), kill=("3", 3), on_line=on_line)
+    outcome: RunOutcome = deploy(
+        FlowerRunSpec(config, out), kill=("3", 3), on_line=on_line, timeout=1200
+    )
     return {"tmp": tmp, "config": config, "out": out, "lines": lines, "outcome": outcome}
 
 

@@ -296,3 +296,37 @@ def test_results_json_names_the_faults(tmp_path: Path) -> None:
     (fault,) = doc["flower"]["faults"]
     assert fault["cis-node"] == "4" and fault["kind"] == "error" and fault["exit"] == 1
     assert doc["flower"]["node_map"]["4"] == 9000 + 17 * 4
+
+
+@pytest.mark.parametrize(
+    ("argv", "field"),
+    [
+        (["sim", "{config}", "--kill", "3@1"], "--kill"),
+        (["deploy", "{config}", "--kill", "3"], "--kill"),
+        (["deploy", "{config}", "--kill", "9@1"], "--kill"),
+        (["deploy", "{config}", "--client-cpus", "2"], "--client-cpus"),
+        (["sim", "{config}", "--stop-after", "0"], "--stop-after"),
+        (["sim", "{config}", "--resume"], "--resume"),
+        (["sim", "{config}", "--out", "{ran}"], "--out"),
+        (["sim", "{missing}"], "config"),
+    ],
+)
+def test_cli_bad_input_starts_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], field: str
+) -> None:
+    """One line naming the field, exit status 2, no Flower process, nothing written."""
+    from cistheory.cli import main
+
+    config = write_config(tmp_path / "run.toml")
+    ran = tmp_path / "ran"
+    ran.mkdir()
+    (ran / "results.json").write_text("{}")
+    subs = {"config": str(config), "ran": str(ran), "missing": str(tmp_path / "no.toml")}
+    out = tmp_path / "out"
+    args = [a.format(**subs) for a in argv]
+    if "--out" not in args:
+        args += ["--out", str(out)]
+    assert main(["flower", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {field} = "), err
+    assert not out.exists() and sorted(p.name for p in ran.iterdir()) == ["results.json"]

@@ -24,7 +24,7 @@ from ..train.config import Experiment, build_experiment, config_digest, load_con
 __all__ = ["FlowerProblem", "load_problem"]
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class FlowerProblem:
     """A train config, its digest and the experiment it builds.
 

@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,9 +229,7 @@ class FlowerStack:
                 "--port",
                 str(port),
                 "--disable-runtime-dependency-installation",
-                "--database",
-                str(self.dir / "superlink-state.db"),
-            ],
+            ],  # state in memory: one connection, no "database is locked" under load
         )
         self._wait_ready(port, "superlink", timeout)
         self.superlink_port = port
@@ -285,46 +284,72 @@ class FlowerStack:
         on_line: Callable[[str], None] | None = None,
     ) -> RunOutcome:
         """``flwr run APP CONNECTION --stream`` with ``run_config``; ``on_line`` sees every
-        line of its output as it comes."""
+        line of its output as it comes.
+
+        Flower's log stream can end before the run does (under load its SuperLink's SQLite
+        state reported "database is locked" to the stream): while the SuperLink says the run
+        is not finished, the stream is taken up again with ``flwr log RUN_ID --stream``
+        (lines already seen are not shown again).
+        """
         cmd = [str(self.bin / "flwr"), "run", str(APP_DIR), connection, "--stream"]
         if run_config:
             cmd += ["--run-config", " ".join(f"{k}={_toml(v)}" for k, v in run_config.items())]
         if federation_config:
             fc = " ".join(f"{k}={_toml(v)}" for k, v in federation_config.items())
             cmd += ["--federation-config", fc]
-        name = f"flwr-run-{sum(k.startswith('flwr-run') for k in self.procs)}"
-        proc = self._spawn(name, cmd, stdout=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
         lines: list[str] = []
-        reader = threading.Thread(target=self._pump, args=(proc, lines, on_line), daemon=True)
+        code = self._follow(cmd, lines, on_line, deadline)
+        run_id = next((ln.split()[-1] for ln in lines if "Successfully started run" in ln), None)
+        status = self._status(connection, run_id) if code == 0 else None
+        while code == 0 and status is not None and not status.startswith("finished"):
+            if time.monotonic() >= deadline:
+                return RunOutcome(False, -1, f"timeout after {timeout} s", "\n".join(lines))
+            time.sleep(1.0)
+            log_cmd = [str(self.bin / "flwr"), "log", str(run_id), connection, "--stream"]
+            code = self._follow(log_cmd, lines, on_line, deadline)
+            status = self._status(connection, run_id)
+        output = "\n".join(lines)
+        (self.logs / "flwr-run.log").write_text(output, encoding="utf-8")
+        return RunOutcome(status == "finished:completed", code, status, output)
+
+    def _follow(
+        self,
+        cmd: list[str],
+        lines: list[str],
+        on_line: Callable[[str], None] | None,
+        deadline: float,
+    ) -> int:
+        """Run a streaming ``flwr`` command; its new lines go to ``lines`` and ``on_line``."""
+        name = f"flwr-{sum(k.startswith('flwr-') for k in self.procs)}"
+        proc = self._spawn(name, cmd, stdout=subprocess.PIPE)
+        replayed = Counter(lines)  # a taken-up stream starts from the run's first line
+
+        def pump() -> None:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                line = raw.decode(errors="replace").rstrip("\n")
+                if replayed[line] > 0:
+                    replayed[line] -= 1
+                    continue
+                lines.append(line)
+                if on_line is not None:
+                    on_line(line)
+
+        reader = threading.Thread(target=pump, daemon=True)
         reader.start()
         try:
-            proc.wait(timeout=timeout)
+            return proc.wait(timeout=max(deadline - time.monotonic(), 1.0))
         except subprocess.TimeoutExpired:
             self.kill(name, signal.SIGTERM)
-            return RunOutcome(False, -1, f"timeout after {timeout} s", "\n".join(lines))
+            return -1
         finally:
             reader.join(timeout=30)
             if proc.stdout is not None:
                 proc.stdout.close()
-        output = "\n".join(lines)
-        (self.logs / f"{name}.log").write_text(output, encoding="utf-8")
-        status = self._status(connection, lines) if proc.returncode == 0 else None
-        return RunOutcome(status == "finished:completed", proc.returncode, status, output)
 
-    @staticmethod
-    def _pump(
-        proc: subprocess.Popen[Any], lines: list[str], on_line: Callable[[str], None] | None
-    ) -> None:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            lines.append(line)
-            if on_line is not None:
-                on_line(line)
-
-    def _status(self, connection: str, lines: list[str]) -> str | None:
-        """The run's final status from the SuperLink (``flwr ls``)."""
-        run_id = next((ln.split()[-1] for ln in lines if "Successfully started run" in ln), None)
+    def _status(self, connection: str, run_id: str | None) -> str | None:
+        """The run's status from the SuperLink (``flwr ls``)."""
         if run_id is None:
             return None
         ls = subprocess.run(

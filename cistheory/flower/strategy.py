@@ -167,10 +167,13 @@ class CISStrategy(Strategy):
             )
             for nid in node_ids
         ]
-        for rep in exchange(grid, msgs, timeout=timeout, poll=self.poll):
-            nid = int(rep.metadata.src_node_id)
-            if rep.has_error():
+        replies = exchange(grid, msgs, timeout=timeout, poll=self.poll)
+        asked = {m.metadata.message_id: int(m.metadata.dst_node_id) for m in msgs}
+        for rep in replies:  # an error made by the SuperLink names the SuperLink as sender
+            nid = asked.get(rep.metadata.reply_to_message_id, int(rep.metadata.src_node_id))
+            if rep.has_error():  # not asked again: a restarted node comes with a new id
                 LOG.warning("node %d did not say which CIS node it is: %s", nid, rep.error.reason)
+                self._refused.add(nid)
                 continue
             claim = config_value(config_record(rep.content, "identity"), "cis-node", str)
             i = self.problem.node_index(claim, "cis-node")

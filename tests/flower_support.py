@@ -92,7 +92,9 @@ class InProcessGrid(Grid):
     Node ``i`` of the spec is Flower node ``9000 + 17 i`` with the simulation's node config.
     ``lost`` maps ``(round, node)`` to ``"error"`` (an error reply, as Flower sends for a
     node that died) or ``"silent"`` (no reply: a timeout); ``absent`` nodes are not
-    connected. Replies come back in a shuffled order.
+    connected; ``rejoin`` maps a round to a node that, once that round's messages are sent,
+    connects again under a new Flower id (its old id stays listed, as Flower lists a killed
+    node until its heartbeat expires). Replies come back in a shuffled order.
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class InProcessGrid(Grid):
         *,
         lost: Mapping[tuple[int, int], str] | None = None,
         absent: Iterable[int] = (),
+        rejoin: Mapping[int, int] | None = None,
         seed: int = 0,
     ) -> None:
         self.run_config = dict(run_config)
@@ -112,6 +115,8 @@ class InProcessGrid(Grid):
             if i not in gone
         }
         self.lost = dict(lost or {})
+        self.rejoin = dict(rejoin or {})
+        self.round = 0
         self.replies: dict[str, Message] = {}
         self.rng = np.random.default_rng(seed)
         self.train_messages = 0
@@ -127,6 +132,9 @@ class InProcessGrid(Grid):
         raise NotImplementedError
 
     def get_node_ids(self) -> list[int]:
+        for rnd, i in self.rejoin.items():
+            if self.round >= rnd:
+                self.nodes.setdefault(5000 + i, {"partition-id": i, "num-partitions": 7})
         return list(self.nodes)
 
     def push_messages(self, messages: Iterable[Message]) -> list[str]:
@@ -144,6 +152,7 @@ class InProcessGrid(Grid):
         node_config = self.nodes[msg.metadata.dst_node_id]
         if msg.metadata.message_type == "train":
             self.train_messages += 1
+            self.round = max(self.round, int(msg.metadata.group_id))
             what = self.lost.get((int(msg.metadata.group_id), node_config["partition-id"]))
             if what == "silent":
                 return None

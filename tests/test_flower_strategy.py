@@ -116,6 +116,16 @@ def test_lost_updates_are_reported_and_left_out(tmp_path: Path) -> None:
     assert got["flower"]["bias_observed"]["scale"] < 1.0
 
 
+def test_a_node_that_comes_back_under_a_new_id_is_mapped_again(tmp_path: Path) -> None:
+    """Node 3 is lost in round 2 and reconnects with a new Flower id: round 3 uses it."""
+    config = write_config(tmp_path / "run.toml", "deepest", "unbiased")
+    grid = InProcessGrid({"config": str(config)}, 7, lost={(2, 3): "error"}, rejoin={2: 3})
+    got = flower_run(config, tmp_path / "flower", grid)
+    assert [(f["round"], f["cis-node"]) for f in got["flower"]["faults"]] == [(2, "3")]
+    assert got["flower"]["node_map"]["3"] == 5003
+    assert max_diff(model_pt(tmp_path / "flower"), plain_loop(config, {2: {3}})) < 1e-6
+
+
 def test_unconnected_node_is_a_fault_and_training_goes_on(tmp_path: Path) -> None:
     config = write_config(tmp_path / "run.toml", "deepest", "unbiased", rounds=2)
     grid = InProcessGrid({"config": str(config)}, 7, absent=[6])

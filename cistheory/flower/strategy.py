@@ -179,9 +179,11 @@ class CISStrategy(Strategy):
             i = self.problem.node_index(claim, "cis-node")
             old = self.node_of.get(i)
             if old is not None and old != nid and old in set(grid.get_node_ids()):
-                raise CISInputError(
-                    "cis-node", claim, f"claimed by two live Flower nodes, {old} and {nid}"
-                )
+                if self._plan is None:  # before this run's first round: a misconfiguration
+                    raise CISInputError(
+                        "cis-node", claim, f"claimed by two live Flower nodes, {old} and {nid}"
+                    )
+                LOG.warning("CIS node %s: Flower node %d replaces %d", claim, nid, old)
             self.node_of[i] = nid
 
     def connect(self, grid: Grid, timeout: float) -> None:

@@ -34,6 +34,7 @@ from cistheory.train.checkpoint import load_checkpoint
 from cistheory.train.config import load_config
 from cistheory.train.run import run_training
 from tests.flower_support import CASES, max_diff, model_pt, plain_loop, write_config
+from tests.test_json_schema import _check
 
 
 def leftover(out: Path) -> list[int]:
@@ -52,6 +53,7 @@ def test_simulation_matches_the_in_process_trainer(
     assert status == 0, captured.err[-4000:]
     summary = json.loads(captured.out)
     assert summary["ok"] and summary["rounds_done"] == 3 and summary["faults"] == 0
+    _check("cistheory flower", [summary])  # the keys docs/json-output.md lists
     assert "Starting Flower Simulation" in captured.err  # it ran on Flower's engine
     ref = tmp_path / "ref"
     run_training(load_config(config), ref)

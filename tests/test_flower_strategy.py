@@ -316,8 +316,9 @@ def test_results_json_names_the_faults(tmp_path: Path) -> None:
         (["deploy", "{config}", "--kill", "9@1"], "--kill"),
         (["deploy", "{config}", "--client-cpus", "2"], "--client-cpus"),
         (["sim", "{config}", "--stop-after", "0"], "--stop-after"),
-        (["sim", "{config}", "--resume"], "--resume"),
-        (["sim", "{config}", "--out", "{ran}"], "--out"),
+        (["sim", "{config}", "--resume"], "out"),
+        (["sim", "{config}", "--resume", "--force"], "out"),
+        (["sim", "{config}", "--out", "{ran}"], "out"),
         (["sim", "{missing}"], "config"),
     ],
 )

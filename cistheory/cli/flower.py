@@ -39,6 +39,7 @@ def _cmd_flower(args: argparse.Namespace) -> int:
         config=config,
         out=Path(out).resolve(),
         resume=args.resume,
+        force=args.force,
         stop_after=args.stop_after or 0,
         round_timeout=args.round_timeout,
         device=args.device,
@@ -53,7 +54,12 @@ def _cmd_flower(args: argparse.Namespace) -> int:
     else:
         kill = _kill(args.kill) if args.kill else None
         outcome = deploy(spec, kill=kill, on_line=show)
-    summary: dict[str, Any] = {"output": str(spec.out), "ok": outcome.ok, "status": outcome.status}
+    summary: dict[str, Any] = {
+        "output": str(spec.out),
+        "logs": str(spec.out / "flower" / "logs"),
+        "ok": outcome.ok,
+        "status": outcome.status,
+    }
     results = spec.out / "results.json"
     if outcome.ok and results.is_file():
         doc = json.loads(results.read_text(encoding="utf-8"))
@@ -64,8 +70,6 @@ def _cmd_flower(args: argparse.Namespace) -> int:
             faults=len(doc["flower"]["faults"]),
             bias_observed=doc["flower"]["bias_observed"],
         )
-    else:
-        summary["logs"] = str(spec.out / "flower" / "logs")
     emit_json(summary)
     return 0 if outcome.ok else 1
 
@@ -73,14 +77,26 @@ def _cmd_flower(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add ``flower`` to the ``cistheory`` command's subparsers."""
     p = subparsers.add_parser(
-        "flower", help="a train config on Flower: local simulation or localhost deployment"
+        "flower",
+        help="a train config on Flower: local simulation or localhost deployment",
+        description="The training of 'cistheory train' on Flower (docs/flower.md): 'sim' runs "
+        "flwr run on the local simulation federation, 'deploy' starts a SuperLink and one "
+        "SuperNode per CIS node on localhost and runs flwr run against them; every process "
+        "is stopped at the end. Writes the outputs of 'train' to OUT (Flower's state and "
+        "logs in OUT/flower); a folder holding an earlier run is refused unless --resume or "
+        "--force. Needs the extra cistheory[flower].",
     )
-    p.add_argument("mode", choices=["sim", "deploy"], help="simulation or deployment")
+    p.add_argument(
+        "mode", choices=["sim", "deploy"], help="sim: local simulation; deploy: localhost"
+    )
     p.add_argument("config", help="run configuration (.json or .toml; see docs/trainer.md)")
     p.add_argument(
         "--out", help="output directory (default: the config's 'output', else runs/<config name>)"
     )
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in OUT from OUT/checkpoint.pt"
+    )
+    p.add_argument("--force", action="store_true", help="overwrite an earlier run's files in OUT")
     p.add_argument("--stop-after", type=int, default=None, help="stop after this many rounds")
     p.add_argument(
         "--round-timeout",
@@ -88,7 +104,12 @@ def register(subparsers: Any) -> None:
         default=120.0,
         help="seconds to wait for a round's replies (later ones are faults; default 120)",
     )
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    p.add_argument(
+        "--device",
+        default="cpu",
+        choices=["cpu", "cuda", "auto"],
+        help="where the clients train (auto: cuda when there is one; default cpu)",
+    )
     p.add_argument(
         "--client-cpus",
         type=int,

@@ -41,6 +41,7 @@ RUN_CONFIG: dict[str, Any] = {
     "config": "",
     "out-dir": "",
     "resume": False,
+    "force": False,
     "stop-after": 0,
     "round-timeout": 120.0,
     "connect-timeout": 300.0,
@@ -57,6 +58,7 @@ class ServerOptions:
     config: str
     out_dir: str
     resume: bool
+    force: bool
     stop_after: int | None
     round_timeout: float
     connect_timeout: float
@@ -92,6 +94,7 @@ class ServerOptions:
             config=str(rc["config"]),
             out_dir=str(rc["out-dir"]),
             resume=bool(rc["resume"]),
+            force=bool(rc["force"]),
             stop_after=stop or None,
             round_timeout=float(rc["round-timeout"]),
             connect_timeout=float(rc["connect-timeout"]),
@@ -119,6 +122,7 @@ def _server_main(grid: Grid, context: Context) -> None:
             grid,
             opts.out_dir,
             resume=opts.resume,
+            force=opts.force,
             stop_after=opts.stop_after,
             connect_timeout=opts.connect_timeout,
         )

@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Any
 
 from ..errors import CISInputError
+from ..train.run import check_output_folder
 from .problem import FlowerProblem, load_problem
 from .stack import FlowerStack, RunOutcome
 
@@ -38,13 +39,15 @@ class FlowerRunSpec:
     out : Path
         Output directory (made absolute): the server's outputs, ``flower/`` (Flower's state
         and the processes' logs).
-    resume, stop_after, round_timeout, device :
-        As the run config's ``resume``, ``stop-after``, ``round-timeout`` and ``device``.
+    resume, force, stop_after, round_timeout, device :
+        As the run config's ``resume``, ``force``, ``stop-after``, ``round-timeout`` and
+        ``device``.
     """
 
     config: Path
     out: Path
     resume: bool = False
+    force: bool = False
     stop_after: int = 0
     round_timeout: float = 120.0
     device: str = "cpu"
@@ -62,20 +65,16 @@ class FlowerRunSpec:
             "config": str(self.config.resolve()),
             "out-dir": str(self.out.resolve()),
             "resume": self.resume,
+            "force": self.force,
             "stop-after": self.stop_after,
             "round-timeout": float(self.round_timeout),
             "device": self.device,
         }
 
     def check_out(self) -> None:
-        """Refuse an output directory that holds a run unless resuming it."""
-        for name in ("checkpoint.pt", "results.json"):
-            if not self.resume and (self.out / name).exists():
-                raise CISInputError(
-                    "--out", str(self.out), f"holds a run ({name}); --resume it or use another"
-                )
-        if self.resume and not (self.out / "checkpoint.pt").is_file():
-            raise CISInputError("--resume", str(self.out / "checkpoint.pt"), "no such file")
+        """Refuse the output folder as ``cistheory train`` does (a folder holding a run,
+        unless ``resume`` or ``force``), before any process starts."""
+        check_output_folder(self.out, resume=self.resume, force=self.force)
 
 
 @contextmanager

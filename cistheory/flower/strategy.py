@@ -52,9 +52,14 @@ from flwr.serverapp.strategy import Strategy
 from .._arrays import as_simplex
 from ..errors import CISInputError
 from ..system.aggregation import aggregation_weights
-from ..train.checkpoint import load_checkpoint, save_checkpoint
+from ..train.checkpoint import save_checkpoint
 from ..train.fedloop import LoopState, RoundRecord, TrainResult, exit_objectives, select_exits
-from ..train.run import results_document, write_outputs
+from ..train.run import (
+    check_output_folder,
+    checkpoint_to_resume,
+    results_document,
+    write_outputs,
+)
 from ._records import config_record, config_value, tensors
 from .faults import failure_rates, fault_bias
 from .parts import PartSum, part_state
@@ -381,19 +386,21 @@ class CISStrategy(Strategy):
         out_dir: str | Path,
         *,
         resume: bool = False,
+        force: bool = False,
         stop_after: int | None = None,
         connect_timeout: float = 300.0,
     ) -> dict[str, Any]:
         """Train (or continue) the config's rounds; write the outputs of ``cistheory train``
         (``results.json`` with a ``flower`` section, ``history.csv``, ``model.pt``,
-        ``checkpoint.pt``) to ``out_dir``; return the results.
+        ``checkpoint.pt``) to ``out_dir``; return the results. A folder holding a run is
+        refused unless ``resume`` (continue it) or ``force`` (overwrite it).
 
         The objectives :math:`F_k(w_{t+1})` of the history (``eval_every``) are computed by
         the server on the config's node data, as the trainer does.
         """
         out = Path(out_dir)
         fed = self.problem.experiment.fed
-        self._start(out, resume)
+        self._start(out, resume, force)
         self.summary()
         self.connect(grid, connect_timeout)
         start = self.state.rounds_done
@@ -420,21 +427,14 @@ class CISStrategy(Strategy):
             )
         return self._finish(out)
 
-    def _start(self, out: Path, resume: bool) -> None:
-        """Restore the checkpoint in ``out`` (``resume``), or refuse to overwrite a run."""
+    def _start(self, out: Path, resume: bool, force: bool) -> None:
+        """Refuse an output folder as ``cistheory train`` does; restore its checkpoint when
+        resuming (it must be of this config and model)."""
+        check_output_folder(out, resume=resume, force=force, field="out-dir")
+        out.mkdir(parents=True, exist_ok=True)
         if not resume:
-            for name in (CHECKPOINT, "results.json"):
-                if (out / name).exists():
-                    raise CISInputError(
-                        "out-dir", str(out), f"holds a run ({name}); resume it or use another"
-                    )
-            out.mkdir(parents=True, exist_ok=True)
             return
-        ck = load_checkpoint(out / CHECKPOINT)
-        if ck["meta"].get("config_digest") != self.problem.digest:
-            raise CISInputError(
-                "resume", str(out / CHECKPOINT), "the checkpoint is of another configuration"
-            )
+        ck = checkpoint_to_resume(out, self.problem.digest, self.problem.experiment)
         self.model.load_state_dict(ck["model"])
         self.state.selection_rng.bit_generator.state = ck["selection_rng"]
         self.state.batch_generator.set_state(ck["batch_generator"])

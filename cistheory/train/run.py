@@ -27,7 +27,14 @@ from .evaluate import evaluate_cis
 from .fedloop import LoopState, RoundRecord, TrainResult, exit_objectives, run_federated
 from .models import EarlyExitModel
 
-__all__ = ["OUTPUTS", "check_output_folder", "results_document", "run_training", "write_outputs"]
+__all__ = [
+    "OUTPUTS",
+    "check_output_folder",
+    "checkpoint_to_resume",
+    "results_document",
+    "run_training",
+    "write_outputs",
+]
 
 _CHECKPOINT = "checkpoint.pt"
 
@@ -155,7 +162,7 @@ def run_training(
     out = check_output_folder(out_dir, resume=resume, force=force)
     digest = config_digest(cfg)
     exp = build_experiment(cfg)
-    ck = _checkpoint_to_resume(out, digest, exp) if resume else None
+    ck = checkpoint_to_resume(out, digest, exp) if resume else None
     out.mkdir(parents=True, exist_ok=True)
     total = exp.fed.rounds
     start = int(ck["rounds_done"]) if ck else 0
@@ -178,7 +185,7 @@ def run_training(
     return results
 
 
-def _checkpoint_to_resume(out: Path, digest: str, exp: Experiment) -> dict[str, Any]:
+def checkpoint_to_resume(out: Path, digest: str, exp: Experiment) -> dict[str, Any]:
     """The checkpoint in ``out``, refused unless it is intact, of the configuration
     ``digest``, and holds the experiment's model (same tensors, same shapes) and at most its
     rounds."""

@@ -29,7 +29,7 @@ import torch
 
 from cistheory.cli import main
 from cistheory.flower.runs import FlowerRunSpec, deploy
-from cistheory.flower.stack import RunOutcome, processes_of
+from cistheory.flower.stack import APP_DIR, RunOutcome, processes_of
 from cistheory.train.checkpoint import load_checkpoint
 from cistheory.train.config import load_config
 from cistheory.train.run import run_training
@@ -48,6 +48,7 @@ def test_simulation_matches_the_in_process_trainer(
 ) -> None:
     config = write_config(tmp_path / "run.toml", policy, rule)
     out = tmp_path / "sim"
+    app = (APP_DIR / "pyproject.toml").read_bytes()
     status = main(["flower", "sim", str(config), "--out", str(out)])
     captured = capsys.readouterr()
     assert status == 0, captured.err[-4000:]
@@ -59,6 +60,7 @@ def test_simulation_matches_the_in_process_trainer(
     run_training(load_config(config), ref)
     assert max_diff(model_pt(out), model_pt(ref)) <= 1e-6
     assert leftover(out) == []
+    assert (APP_DIR / "pyproject.toml").read_bytes() == app  # flwr run left the app alone
 
 
 @pytest.fixture(scope="module")

@@ -341,3 +341,21 @@ def test_cli_bad_input_starts_nothing(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {field} = "), err
     assert not out.exists() and sorted(p.name for p in ran.iterdir()) == ["results.json"]
+
+
+def test_app_project_matches_the_run_config() -> None:
+    """The app project's run config is RUN_CONFIG, and it has no federations section
+    (``flwr run`` would move one into FLWR_HOME and rewrite the file)."""
+    import tomllib
+
+    from cistheory.flower.stack import APP_DIR
+
+    doc = tomllib.loads((APP_DIR / "pyproject.toml").read_text(encoding="utf-8"))
+    flwr = doc["tool"]["flwr"]
+    assert flwr["app"]["config"] == RUN_CONFIG
+    assert "federations" not in flwr
+    assert flwr["app"]["components"] == {
+        "serverapp": "cistheory.flower.apps:server_app",
+        "clientapp": "cistheory.flower.apps:client_app",
+    }
+    assert doc["project"]["dependencies"] == []

@@ -118,3 +118,43 @@ def test_killed_supernode_is_reported_and_training_goes_on(deployment: dict[str,
 def test_deployment_left_no_process(deployment: dict[str, Any]) -> None:
     assert leftover(deployment["out"]) == []
     assert torch.load(deployment["out"] / "model.pt", weights_only=True)  # outputs written
+
+
+def test_sigterm_stops_every_process(tmp_path: Path) -> None:
+    """``cistheory flower deploy`` stopped by SIGTERM mid-run leaves no Flower process."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    config = write_config(tmp_path / "run.toml", "deepest", "unbiased", rounds=50)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "cistheory", "flower", "deploy", str(config), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = threading.Event()
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "Successfully started run" in line:
+                started.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert started.wait(timeout=300), "the run did not start"
+        time.sleep(2)
+        assert len(leftover(out)) >= 15  # SuperLink, 7 SuperNodes, their SuperExecs, flwr run
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(timeout=10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+    assert leftover(out) == []
+    assert not (out / "results.json").exists()

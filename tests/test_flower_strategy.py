@@ -78,7 +78,7 @@ def test_same_result_as_the_in_process_trainer(tmp_path: Path, policy: str, rule
 def test_batch_norm_statistics_as_the_trainer(tmp_path: Path) -> None:
     """A model with batch norm (a narrow ResNet-18 on the digit images): buffers travel with
     the part and become the data-weighted mean, as in the trainer."""
-    config = write_config(tmp_path / "run.toml", "p40", "unbiased", rounds=2, model=RESNET_BN)
+    config = write_config(tmp_path / "run.toml", "p40", "unbiased", rounds=1, model=RESNET_BN)
     flower_run(config, tmp_path / "flower")
     run_training(load_config(config), tmp_path / "ref")
     a, b = model_pt(tmp_path / "flower"), model_pt(tmp_path / "ref")

@@ -70,7 +70,7 @@ class ServerOptions:
 
         Examples
         --------
-        >>> ServerOptions.from_run_config({**RUN_CONFIG, "out-dir": "x"})
+        >>> ServerOptions.from_run_config({**RUN_CONFIG, "config": "/t.toml", "out-dir": "x"})
         Traceback (most recent call last):
         ...
         cistheory.errors.CISInputError: out-dir = 'x': give an absolute path

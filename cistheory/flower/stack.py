@@ -344,6 +344,8 @@ class FlowerStack:
             self.kill(name, signal.SIGTERM)
             return -1
         finally:
+            if proc.poll() is None:  # interrupted (SIGINT, SIGTERM): stop it before the reader
+                self.kill(name, signal.SIGTERM)
             reader.join(timeout=30)
             if proc.stdout is not None:
                 proc.stdout.close()

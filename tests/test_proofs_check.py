@@ -230,6 +230,25 @@ def test_local_variance_bound_validates() -> None:
     assert info.value.field == "beta[0, 1]"  # node 0, exit 1
     with pytest.raises(CISInputError):
         local_sgd.local_variance_bound([[1.5]], [[0.5]], [1.0], [1.0], tau=1, eta=0.1, L=1.0)
+    # a row of q above 1 (each entry a probability): refused by check_q, as everywhere
+    with pytest.raises(CISInputError) as info:
+        local_sgd.local_variance_bound(
+            [[0.7, 0.7]], [[0.5, 0.5]], [1.0, 1.0], [0.0, 0.0], tau=1, eta=0.1, L=1.0
+        )
+    assert info.value.field == "q[0]"
+
+
+def test_local_bound_accepts_its_step_limit_up_to_rounding() -> None:
+    # issue 10: eta = 0.25 / L_t / tau gives tau * eta * L_t = 1/4 + 1 ulp
+    L_t, tau = 0.5056378869683275, 3
+    eta = 0.25 / L_t / tau
+    assert tau * eta * L_t > 0.25
+    args = dict(tau=tau, L_t=L_t, mu_t=0.1, V=1.0, gap0=1.0, G=1.0, L=1.0)
+    at_limit = local_sgd.local_sgd_bound(5, eta=eta, **args)  # type: ignore[arg-type]
+    below = local_sgd.local_sgd_bound(5, eta=eta * (1 - 1e-12), **args)  # type: ignore[arg-type]
+    assert at_limit == pytest.approx(below, rel=1e-9)
+    with pytest.raises(CISInputError):  # a real excess is still refused
+        local_sgd.local_sgd_bound(5, eta=eta * (1 + 1e-9), **args)  # type: ignore[arg-type]
 
 
 def test_local_bound_diminishing_matches_its_docstring_formula() -> None:

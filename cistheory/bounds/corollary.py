@@ -179,7 +179,7 @@ class CISConstants:
     L : float
         Smoothness of every :math:`F_k`.
     mu : float
-        Strong convexity of :math:`F_\lambda`.
+        PL constant of :math:`F_\lambda` (Theorem 1 assumes PL, not strong convexity).
     Gamma : float
         :math:`\Gamma` of Theorem 1 (or an upper bound).
     sigma : array_like, shape (K,) or (N, K)

@@ -11,7 +11,7 @@ from .._arrays import as_float_array
 from ..errors import CISInputError
 from ._checks import check_q_beta, per_pair
 
-__all__ = ["variance_bound", "variance_exact"]
+__all__ = ["variance_bound", "variance_exact", "variance_parts"]
 
 
 def variance_exact(q: ArrayLike, beta: ArrayLike, grad: ArrayLike, noise_var: ArrayLike) -> float:
@@ -27,7 +27,9 @@ def variance_exact(q: ArrayLike, beta: ArrayLike, grad: ArrayLike, noise_var: Ar
         \frac{\beta_{i,k}^2}{q_{i,k}} \big(\|\nabla f_{i,k}\|^2 + s^2_{i,k}\big)
         - \Big\|\sum_k \beta_{i,k} \nabla f_{i,k}\Big\|^2 \Big],
 
-    the inner sums over pairs with :math:`q_{i,k} > 0`.
+    the inner sums over pairs with :math:`q_{i,k} > 0`. It is evaluated as
+    :math:`V_s + V_n` of :func:`variance_parts`, a sum of non-negative terms (no
+    cancellation).
 
     Parameters
     ----------
@@ -52,6 +54,55 @@ def variance_exact(q: ArrayLike, beta: ArrayLike, grad: ArrayLike, noise_var: Ar
 
     >>> variance_exact([[0.5]], [[1.0]], [[[1.0]]], [[0.0]])
     1.0
+
+    A fixed node with a huge gradient: only its noise is left (the expanded form cancels
+    catastrophically here).
+
+    >>> variance_exact([[1.0]], [[1.0]], [[[1e10]]], [[1.0]])
+    1.0
+    """
+    vs, vn = variance_parts(q, beta, grad, noise_var)
+    return vs + vn
+
+
+def variance_parts(
+    q: ArrayLike, beta: ArrayLike, grad: ArrayLike, noise_var: ArrayLike
+) -> tuple[float, float]:
+    r"""The two parts of Lemma 2's exact variance: sampling :math:`V_s` and noise :math:`V_n`.
+
+    With :math:`x_{i,k} = (\beta_{i,k}/q_{i,k})\nabla f_{i,k}` (the contribution of node
+    :math:`i` when it picks :math:`k`) and :math:`\bar x_i = \sum_k \beta_{i,k}\nabla f_{i,k}`
+    (its mean),
+
+    .. math::
+        V_s = \sum_i \Big[\sum_{k : q_{i,k} > 0} q_{i,k}\,\|x_{i,k} - \bar x_i\|^2
+        + \Big(1 - \sum_k q_{i,k}\Big)\|\bar x_i\|^2\Big], \qquad
+        V_n = \sum_{(i,k) : q_{i,k} > 0} \frac{\beta_{i,k}^2 s^2_{i,k}}{q_{i,k}},
+
+    and :math:`V_s + V_n` is the right side of Lemma 2 (:func:`variance_exact`). :math:`V_s`
+    is the variance of a discrete random vector written as :math:`\sum_{\text{outcomes}}
+    p\,\|x - \bar x\|^2`, a sum of non-negative terms: no cancellation, so a fixed node
+    with a large gradient contributes exactly 0 (the expanded form
+    :math:`\sum\beta^2\|\nabla f\|^2/q - \|\bar x\|^2` loses every digit there). At the
+    optimum :math:`w^*` of :math:`F_{\tilde\lambda}` these are the constants of Theorem A
+    (``docs/theory.md``, Section 4.12): :math:`V^* = V_s + V_n`.
+
+    Parameters
+    ----------
+    q, beta, grad, noise_var
+        As in :func:`variance_exact`.
+
+    Returns
+    -------
+    (float, float)
+        :math:`(V_s, V_n)`.
+
+    Examples
+    --------
+    >>> variance_parts([[0.5]], [[1.0]], [[[1.0]]], [[0.5]])
+    (1.0, 1.0)
+    >>> variance_parts([[1.0]], [[1.0]], [[[1e10]]], [[1.0]])
+    (0.0, 1.0)
     """
     qa, ba = check_q_beta(q, beta)
     ga = as_float_array(grad, "grad", axes=("node", "exit", "index"))
@@ -61,10 +112,15 @@ def variance_exact(q: ArrayLike, beta: ArrayLike, grad: ArrayLike, noise_var: Ar
     if s2.shape != qa.shape:
         raise CISInputError("noise_var", s2.tolist(), f"expected shape {qa.shape} (as q)")
     pos = qa > 0
-    sq = (ga**2).sum(axis=2)
-    second = np.where(pos, ba**2 * (sq + s2) / np.where(pos, qa, 1.0), 0.0).sum(axis=1)
-    mean = (ba[:, :, None] * ga).sum(axis=1)
-    return float((second - (mean**2).sum(axis=1)).sum())
+    safe_q = np.where(pos, qa, 1.0)
+    x = np.where(pos[:, :, None], ba[:, :, None] * ga / safe_q[:, :, None], 0.0)
+    xbar = (ba[:, :, None] * ga).sum(axis=1)  # (N, d): beta = 0 off the support
+    dev2 = ((x - xbar[:, None, :]) ** 2).sum(axis=2)
+    # a row may sum to 1 + ROW_ATOL (check_q): the idle probability is then 0
+    idle = np.maximum(1.0 - qa.sum(axis=1), 0.0)
+    vs = float(np.where(pos, qa * dev2, 0.0).sum() + (idle * (xbar**2).sum(axis=1)).sum())
+    vn = float(np.where(pos, ba**2 * s2 / safe_q, 0.0).sum())
+    return vs, vn
 
 
 def variance_bound(q: ArrayLike, beta: ArrayLike, sigma2: ArrayLike, G2: ArrayLike) -> float:
@@ -81,6 +137,11 @@ def variance_bound(q: ArrayLike, beta: ArrayLike, sigma2: ArrayLike, G2: ArrayLi
     (its configuration fixes one exit); a fixed node's term is exactly
     :math:`\beta^2 s^2 \le \beta^2\sigma^2`. With every node fixed and
     :math:`s^2 = \sigma^2` the bound is an equality.
+
+    :math:`V` is jointly convex in :math:`(\tilde\lambda, q)` only for a fixed support
+    :math:`\{q > 0\}` and a fixed set of fixed nodes (Proposition V, ``docs/theory.md``):
+    across the switch to :math:`q = 1` it jumps (:math:`V = 1.0204, 1.0101, 0` at
+    :math:`q = 0.98, 0.99, 1` for one node with :math:`G = 1`, :math:`\sigma = 0`).
 
     Parameters
     ----------

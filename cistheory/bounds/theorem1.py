@@ -57,8 +57,9 @@ def chi2(lam: ArrayLike, lt: ArrayLike) -> float:
 def bias_bound(lam: ArrayLike, lt: ArrayLike, L: float, mu: float, Gamma: float) -> float:
     r"""Bias of training the wrong mixture: Theorem 1(a) of ``docs/theory.md``.
 
-    Each :math:`F_k` is :math:`L`-smooth and bounded below, :math:`F_\lambda` is
-    :math:`\mu`-strongly convex, :math:`w_{\tilde\lambda}^* = \arg\min F_{\tilde\lambda}` and
+    Each :math:`F_k` is :math:`L`-smooth and bounded below, :math:`F_\lambda`
+    satisfies PL with :math:`\mu` (e.g. it is :math:`\mu`-strongly convex),
+    :math:`w_{\tilde\lambda}^* = \arg\min F_{\tilde\lambda}` and
     :math:`\Gamma = F_{\tilde\lambda}(w_{\tilde\lambda}^*) - \sum_k \tilde\lambda_k \inf F_k`.
     Then
 
@@ -76,7 +77,7 @@ def bias_bound(lam: ArrayLike, lt: ArrayLike, L: float, mu: float, Gamma: float)
     L : float
         Smoothness of every :math:`F_k` (:math:`\ge \mu`).
     mu : float
-        Strong convexity of :math:`F_\lambda` (:math:`> 0`).
+        PL constant of :math:`F_\lambda` (> 0; e.g. its strong convexity).
     Gamma : float
         :math:`\Gamma \ge 0`.
 

@@ -18,7 +18,8 @@ def sgd_fixed_step_bound(
 ) -> float | FloatArray:
     r"""Expected optimisation error of SGD with a fixed step: Theorem 2, ``docs/theory.md``.
 
-    :math:`F_{\tilde\lambda}` is :math:`L_t`-smooth and :math:`\mu_t`-strongly convex, the
+    :math:`F_{\tilde\lambda}` is :math:`L_t`-smooth and satisfies PL with :math:`\mu_t` (e.g. it
+    is :math:`\mu_t`-strongly convex), the
     stochastic gradient is unbiased with :math:`\mathbb E\|g\|^2 \le \|\nabla
     F_{\tilde\lambda}\|^2 + V` (Lemma 2), and :math:`0 < \eta \le 1/L_t`. After :math:`t`
     updates from :math:`w_0` (:math:`t = 0` is :math:`w_0` itself),
@@ -41,8 +42,7 @@ def sgd_fixed_step_bound(
     eta : array_like
         Step size, :math:`0 < \eta \le 1/L_t`.
     L_t, mu_t : array_like
-        Smoothness and strong convexity of :math:`F_{\tilde\lambda}`
-        (:math:`0 < \mu_t \le L_t`).
+        Smoothness and PL constant of :math:`F_{\tilde\lambda}` (:math:`0 < \mu_t \le L_t`).
     V : array_like
         Variance bound :math:`V \ge 0` (e.g. :func:`variance_bound`).
     gap0 : array_like

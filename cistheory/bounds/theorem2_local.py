@@ -23,8 +23,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._arrays import Axis, FloatArray, as_float_array, check_scalar, exit_axes, first_bad
+from .._arrays import FloatArray, as_float_array, check_scalar
 from ..errors import CISInputError
+from ._checks import STEP_ULPS, check_q_beta, per_pair
 
 __all__ = ["drift_factor", "local_sgd_bound", "local_variance_bound"]
 
@@ -99,16 +100,11 @@ def local_variance_bound(
     tau_i = _check_tau(tau)
     eta_f = check_scalar(eta, "eta", positive=True)
     L_f = check_scalar(L, "L", positive=True)
-    pair: tuple[Axis, Axis] = ("node", "exit")
-    qa = as_float_array(q, "q", ndim=2, nonneg=True, axes=pair)
-    ba = as_float_array(beta, "beta", shape=qa.shape, nonneg=True, axes=pair)
-    s2 = np.broadcast_to(
-        as_float_array(sigma2, "sigma2", nonneg=True, axes=exit_axes(sigma2)), qa.shape
-    )
-    g2 = np.broadcast_to(as_float_array(G2, "G2", nonneg=True, axes=exit_axes(G2)), qa.shape)
-    first_bad("q", qa, qa > 1, "a probability must be <= 1", axes=pair)
-    first_bad("beta", ba, (ba > 0) & (qa == 0), "positive weight with q = 0", axes=pair)
-    fixed = (qa == 1.0).any(axis=1)
+    qa, ba = check_q_beta(q, beta)  # entries in [0, 1], rows summing to at most 1
+    s2 = per_pair(sigma2, "sigma2", qa.shape)
+    g2 = per_pair(G2, "G2", qa.shape)
+    # the same test as Participation.fixed and variance_bound: an entry equal to 1
+    fixed = np.asarray(np.isclose(qa, 1.0, rtol=0, atol=1e-15).any(axis=1), dtype=bool)
     pos = qa > 0
     safe_q = np.where(pos, qa, 1.0)
     sampled_terms = np.where(pos, ba**2 * (s2 + g2) / safe_q, 0.0)
@@ -189,7 +185,7 @@ def local_sgd_bound(
     tau_i = _check_tau(tau)
     L_tf = check_scalar(L_t, "L_t", positive=True)
     mu = check_scalar(mu_t, "mu_t", positive=True)
-    if mu > L_tf:
+    if mu > L_tf * (1.0 + STEP_ULPS):
         raise CISInputError("mu_t", mu, f"must be <= L_t = {L_tf!r}")
     V_f = check_scalar(V, "V", nonneg=True)
     D0 = check_scalar(gap0, "gap0", nonneg=True)
@@ -205,7 +201,9 @@ def local_sgd_bound(
             raise CISInputError("eta", eta, "give either eta or (b, gamma), not both")
         eta_f = check_scalar(eta, "eta", positive=True)
         alpha = tau_i * eta_f
-        if alpha * L_tf > 0.25:
+        # a step computed as 1/(4 L_t tau) may give alpha L_t = 1/4 + 1 ulp: rounding of the
+        # user's division, accepted as in Theorem 2 (STEP_ULPS), not a clip
+        if alpha * L_tf > 0.25 * (1.0 + STEP_ULPS):
             raise CISInputError(
                 "eta", eta_f, f"needs tau * eta <= 1/(4 L_t) = {0.25 / L_tf / tau_i!r} per step"
             )
@@ -220,7 +218,7 @@ def local_sgd_bound(
         b_f = check_scalar(b, "b", positive=True)
         g_f = check_scalar(gamma, "gamma", positive=True)
         alpha0 = tau_i * b_f / g_f
-        if alpha0 * L_tf > 0.25:
+        if alpha0 * L_tf > 0.25 * (1.0 + STEP_ULPS):
             raise CISInputError(
                 "b", b_f, f"needs tau * b / gamma <= 1/(4 L_t) (tau b/gamma = {alpha0!r})"
             )

@@ -145,9 +145,8 @@ def local_distance_bound(
     else:
         omega = 1.0 + np.where(pos, ba / safe, 0.0)
         kappa = np.where(pos, lp + alpha * (1.0 + 1.0 / th) * omega * lp**2, 0.0)
-    big_b = (
-        1.0 - alpha * (1.0 + th) * lc - 4.0 * eta_f**2 * s_tau * float((kappa * lp).max(initial=0.0))
-    )
+    kl_max = float((kappa * lp).max(initial=0.0))
+    big_b = 1.0 - alpha * (1.0 + th) * lc - 4.0 * eta_f**2 * s_tau * kl_max
     if not big_b > 0:
         return as_result(np.full(ta.shape, INF))
     vn_tau = float(np.where(pos, ba**2 * s2 / safe, 0.0).sum()) / n_tau

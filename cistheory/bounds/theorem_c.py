@@ -140,7 +140,9 @@ class _Young:
     a_descent: float
 
 
-def _young_family(eta: float, mu: float, lt: float, ls: float, vs: float, vn: float) -> list[_Young]:
+def _young_family(
+    eta: float, mu: float, lt: float, ls: float, vs: float, vn: float
+) -> list[_Young]:
     out = []
     for c in c_candidates(eta, L_t=lt, Ls=ls, Vs=vs, Vn=vn, n=6):
         lc, vc = young_constants(c, L_t=lt, Ls=ls, Vs=vs, Vn=vn)

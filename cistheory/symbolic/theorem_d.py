@@ -4,9 +4,10 @@ r"""Sympy forms of Theorem D (``docs/theory.md``, Section 4.18). Numeric code:
 
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 
-from ._core import L, MU, MU_T, SymbolicBound, check_dim, sym_array
+from ._core import MU, MU_T, L, SymbolicBound, check_dim, sym_array
 
 __all__ = [
     "target_error_bound_convex_expr",
@@ -33,7 +34,7 @@ def target_error_bound_expr() -> SymbolicBound:
     return SymbolicBound("target_error_bound", expr, args)
 
 
-def _weights(K: int) -> tuple[object, object, sp.Expr, sp.Expr]:
+def _weights(K: int) -> tuple[np.ndarray, np.ndarray, sp.Expr, sp.Expr]:
     lam = sym_array("lam", (K,), nonnegative=True)
     lt = sym_array("lt", (K,), positive=True)
     chi2 = sp.Add(*[(lam[k] - lt[k]) ** 2 / lt[k] for k in range(K)])

@@ -4,8 +4,6 @@ training objective and the kernel :math:`\phi`. Numeric code: :mod:`cistheory.bo
 
 from __future__ import annotations
 
-import sympy as sp
-
 from . import _core as sy
 from ._core import SymbolicBound
 

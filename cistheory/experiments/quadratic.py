@@ -12,12 +12,13 @@ builds them from node-specific least-squares data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .._arrays import FloatArray
+from ..errors import CISInputError
 from ..system.participation import Participation
 from ..system.tree import CIS
 
@@ -73,6 +74,24 @@ class QuadraticProblem:
             np.einsum("k,kd->d", weights, bk),
             float(weights @ ck),
         )
+
+    def noise_cov(self) -> FloatArray:
+        r"""Covariance :math:`\Sigma_{i,k}` of one local step's gradient noise, (N, K, D, D).
+
+        The noise of pair :math:`(i, k)` is uniform on the sphere of radius :math:`s_{i,k}`
+        in :math:`P_k`, so :math:`\Sigma_{i,k} = (s_{i,k}^2/d_k) I_{P_k}` and
+        :math:`\mathrm{tr}\,\Sigma_{i,k} = s^2_{i,k}`.
+        """
+        dims = self.mask.sum(axis=1).astype(np.float64)  # (K,)
+        diag = self.mask[:, :, None] & np.eye(self.mask.shape[1], dtype=bool)[None]
+        per_exit = diag.astype(np.float64) / dims[:, None, None]  # (K, D, D)
+        return np.asarray((self.noise**2)[:, :, None, None] * per_exit[None], dtype=np.float64)
+
+    def with_participation(self, part: Participation) -> QuadraticProblem:
+        """The same pair losses with another participation (``part.q`` of the same shape)."""
+        if part.q.shape != self.part.q.shape:
+            raise CISInputError("part", part.q.shape, f"expected shape {self.part.q.shape}")
+        return replace(self, part=part)
 
     def exit_minima(self) -> FloatArray:
         r""":math:`\inf F_k` for every exit (minimised over :math:`P_k`)."""

@@ -97,7 +97,7 @@ def _main(args: argparse.Namespace, parser: ArgumentParser) -> int:
     head = ("statement", "check", "kind", "inst", "worst slack", "verdict", "step")
     rows: list[tuple[str, ...]] = [
         (c.statement, c.name, c.kind, str(c.instances), _fmt(c.worst_slack),
-         "ok" if c.passed else "FAIL", c.step)
+         "skip" if c.skipped else ("ok" if c.passed else "FAIL"), c.step)
         for c in report.checks
     ]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head) - 1)]
@@ -121,8 +121,12 @@ def _main(args: argparse.Namespace, parser: ArgumentParser) -> int:
         print("  ".join(v.ljust(w) for v, w in zip(r, tw, strict=True)))
     print()
     n_fail = len(report.failed)
-    print(f"{len(report.checks)} checks, {n_fail} failed, seed {args.seed}, "
+    n_skip = sum(c.skipped for c in report.checks)
+    print(f"{len(report.checks)} checks, {n_fail} failed, {n_skip} skipped, seed {args.seed}, "
           f"{args.instances} instances, {elapsed:.1f} s")
+    for c in report.checks:
+        if c.skipped:
+            print(f"SKIPPED {c.name}: {c.detail}")
     for c in report.failed:
         print(f"FAILED {c.name}: {c.step} (worst slack {c.worst_slack:.3g}) {c.detail}")
     return 0 if report.passed else 1

@@ -67,6 +67,9 @@ class CheckResult:
         For symbolic steps, the largest absolute numeric residual at random points.
     detail : str
         Extra information (e.g. a violation frequency).
+    skipped : bool
+        The check could not run (an optional dependency is missing); it neither passes nor
+        fails the run, and the report says so.
     """
 
     name: str
@@ -79,6 +82,7 @@ class CheckResult:
     tol: float = FLOAT_TOL
     residual: float | None = None
     detail: str = ""
+    skipped: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (non-finite floats become strings)."""

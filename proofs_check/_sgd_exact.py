@@ -121,6 +121,10 @@ class RoundMoments:
         E||grad f_ik(w_ik^(s))||^2 at the local iterates s = 0..tau-1.
     pair_drift2 : ndarray (N, K, tau)
         E||w_ik^(s) - w_t||^2.
+    second : ndarray (d, d)
+        E[(w_t - w*)(w_t - w*)^T].
+    mean : ndarray (d,)
+        E[w_t] - w*.
     """
 
     gap: float
@@ -129,6 +133,13 @@ class RoundMoments:
     bias2: float
     pair_grad2: np.ndarray
     pair_drift2: np.ndarray
+    second: np.ndarray
+    mean: np.ndarray
+
+    @property
+    def dist2(self) -> float:
+        """E||w_t - w*||^2."""
+        return float(np.trace(self.second))
 
 
 def propagate(
@@ -153,9 +164,11 @@ def propagate(
     for t in range(len(etas) + 1):
         gap = 0.5 * float(np.trace(Hq @ Z))
         grad2 = float(np.trace(Hg @ Z))
+        second = Ew @ Z @ Ew.T
+        mean = Ew @ Z[:, d]
         if t == len(etas):
             out.append(RoundMoments(gap, grad2, 0.0, 0.0, np.zeros((N, K, tau)),
-                                    np.zeros((N, K, tau))))
+                                    np.zeros((N, K, tau)), second, mean))
             break
         eta = float(etas[t])
         alpha = tau * eta
@@ -192,7 +205,7 @@ def propagate(
             cov -= Rbar_i[i] @ Z @ Rbar_i[i].T
         cond_var = float(np.trace(cov)) / alpha**2
         bias2 = float(np.trace(bias_map @ Z @ bias_map.T))
-        out.append(RoundMoments(gap, grad2, cond_var, bias2, pg2, pd2))
+        out.append(RoundMoments(gap, grad2, cond_var, bias2, pg2, pd2, second, mean))
         W = Rbar @ Z @ Rbar.T + cov
         m = Rbar @ Z[:, d]
         Z = np.block([[W, m[:, None]], [m[None, :], np.ones((1, 1))]])

@@ -155,18 +155,7 @@ def _symbolic_a(rng: np.random.Generator) -> list[CheckResult]:
     # with a_k = (lam_k - lt_k)/sqrt(lt_k), b_k = sqrt(lt_k) g_k.
     a = [(lam[k] - lt[k]) / sp.sqrt(lt[k]) for k in range(K)]
     b = [sp.sqrt(lt[k]) * g[k] for k in range(K)]
-    weighting = sum(a[k] * b[k] for k in range(K)) - sum((lam[k] - lt[k]) * g[k] for k in range(K))
-    out.append(
-        symbolic_zero(
-            "theorem1.cs_weighting_symbolic",
-            "Theorem 1(a)",
-            "(lam_k - lt_k) g_k = [(lam_k - lt_k)/sqrt(lt_k)] [sqrt(lt_k) g_k]",
-            weighting,
-            [*lam, *lt, *g],
-            rng,
-            positive=[*lam, *lt],
-        )
-    )
+    out.append(_bias_vs_shipped(rng))
     lagrange = (
         sum(x**2 for x in a) * sum(y**2 for y in b)
         - sum(a[k] * b[k] for k in range(K)) ** 2
@@ -233,19 +222,46 @@ def _symbolic_bc(rng: np.random.Generator) -> list[CheckResult]:
             positive=[s1, s2],
         )
     )
-    A_, C_, s_ = sp.symbols("A C s", positive=True)
-    out.append(
-        symbolic_zero(
-            "theorem1.expectation_expansion_symbolic",
-            "Theorem 1(c)",
-            "(A + C s)^2 = A^2 + 2 A C s + C^2 s^2 (linear in s and s^2, so Jensen applies)",
-            (A_ + C_ * s_) ** 2 - (A_**2 + 2 * A_ * C_ * s_ + C_**2 * s_**2),
-            [A_, C_, s_],
-            rng,
-            positive=[A_, C_, s_],
-        )
-    )
+    out.append(_jensen_shipped(rng))
     return out
+
+
+def _bias_vs_shipped(rng: np.random.Generator) -> CheckResult:
+    """Theorem 1(a)'s sympy form, lambdified, against the shipped bias_bound (replaces a
+    check of (lam - lt) g = [(lam - lt)/sqrt(lt)][sqrt(lt) g], which sympy reduced to 0 when
+    the expression was built and so could not fail)."""
+    from cistheory.symbolic.theorem1 import bias_bound_expr
+
+    f = bias_bound_expr(3).lambdify()
+    got, want = [], []
+    for _ in range(20):
+        lam, lt = random_simplex(rng, 3), random_simplex(rng, 3, min_weight=0.01)
+        L, mu, gam = rng.uniform(0.5, 3.0), rng.uniform(0.05, 0.5), rng.uniform(0.0, 3.0)
+        got.append(bounds.bias_bound(lam, lt, L, mu, gam))
+        want.append(f(lam, lt, L, mu, gam))
+    return numeric_identity("theorem1.bias_symbolic_vs_shipped", "Theorem 1(a)",
+                            "(L/mu) chi2 Gamma: sympy form (lambdified) = shipped bias_bound",
+                            got, want)
+
+
+def _jensen_shipped(rng: np.random.Generator) -> CheckResult:
+    """Theorem 1(c)'s step on the shipped function: for random two-point laws of e,
+    E[bound(e)] <= bound(E e) (the bound is concave in e). Replaces a check of the binomial
+    expansion (A + C s)^2, true whatever the package computes."""
+    lo, hi = [], []
+    for _ in range(40):
+        lam, lt = random_simplex(rng, 3), random_simplex(rng, 3, min_weight=0.01)
+        mu, mut, gam = (rng.uniform(0.05, 1.0) for _ in range(3))
+        L = max(mu, mut) * rng.uniform(1.0, 5.0)
+        e1, e2, p = rng.uniform(0.0, 5.0), rng.uniform(0.0, 5.0), rng.uniform(0.05, 0.95)
+        for split in (False, True):
+            b = [bounds.training_error_bound(lam, lt, L, mu, mut, gam, e, split=split)
+                 for e in (e1, e2, p * e1 + (1 - p) * e2)]
+            lo.append(p * b[0] + (1 - p) * b[1])
+            hi.append(b[2])
+    return numeric_inequality("theorem1.jensen_shipped", "Theorem 1(c)",
+                              "E[training_error_bound(e)] <= training_error_bound(E e) "
+                              "(two-point laws; the shipped bound is concave in e)", lo, hi)
 
 
 Rows = dict[str, list[tuple[float, float]]]

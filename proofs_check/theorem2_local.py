@@ -101,7 +101,9 @@ def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], li
         V = local_sgd.local_variance_bound(
             pq.inst.q, pq.inst.beta, sigma2, pair_g2, tau=tau, eta=float(etas[0]), L=L
         )
-        S_tau = local_sgd.drift_factor(tau)
+        # reference side: S_tau from its definition (1/tau) sum_{s<tau} s^2, never the
+        # package's drift_factor (whose mutants this check must catch)
+        S_tau = sum(float(s_) ** 2 for s_ in range(tau)) / tau
         s = np.arange(tau)
         for t, r in enumerate(inner):
             e_t = float(etas[t])

@@ -34,7 +34,8 @@ def test_every_statement_has_symbolic_and_numeric_checks() -> None:
     by_module: dict[str, set[str]] = {}
     for c in report.checks:
         by_module.setdefault(c.name.split(".")[0], set()).add(c.kind)
-    for mod in ("lemma1", "lemma2", "theorem1", "theorem2", "theorem2_local", "theorem3"):
+    for mod in ("lemma1", "lemma2", "theorem1", "theorem2", "theorem2_local", "theorem3",
+                "lemma_es", "theorem_a", "theorem_b", "theorem_e"):
         assert by_module[mod] == {"symbolic", "numeric"}, mod
     assert report.passed
 

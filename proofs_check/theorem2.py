@@ -75,6 +75,26 @@ def _fixed_vs_shipped(rng: np.random.Generator) -> CheckResult:
                             "t = 0 included", got, want)
 
 
+def _diminishing_vs_shipped(rng: np.random.Generator) -> CheckResult:
+    """The diminishing-step closed form (sympy, lambdified) against the shipped function."""
+    from cistheory.symbolic.theorem2 import sgd_diminishing_bound_expr
+
+    f = sgd_diminishing_bound_expr().lambdify()
+    got, want = [], []
+    for _ in range(20):
+        mu = rng.uniform(0.05, 1.0)
+        L = mu * rng.uniform(1.0, 10.0)
+        b = rng.uniform(1.05, 4.0) / mu
+        gamma = b * L * rng.uniform(1.0, 3.0)
+        V, g0, t = rng.uniform(0.0, 5.0), rng.uniform(0.0, 5.0), int(rng.integers(0, 80))
+        got.append(float(bounds.sgd_diminishing_bound(t, b, gamma, L, mu, V, g0)))
+        want.append(f(t, b, gamma, L, mu, V, g0))
+    return numeric_identity("theorem2.diminishing_symbolic_vs_shipped",
+                            "Theorem 2 (diminishing)",
+                            "closed form (lambdified sympy) = shipped sgd_diminishing_bound",
+                            got, want)
+
+
 def _symbolic(rng: np.random.Generator) -> list[CheckResult]:
     import sympy as sp
 
@@ -110,6 +130,7 @@ def _symbolic(rng: np.random.Generator) -> list[CheckResult]:
         )
     )
     out.append(_fixed_vs_shipped(rng))
+    out.append(_diminishing_vs_shipped(rng))
     # diminishing: with x = gamma + t, step b/x, C = L V/2:
     # nu/(x+1) - [(1 - b mu/x) nu/x + b^2 C/x^2]
     #   = nu/(x^2 (x+1)) + ((b mu - 1) nu - b^2 C)/x^2

@@ -99,8 +99,10 @@ def _reproducer_checks() -> list[CheckResult]:
     pq = reproducer(0.1)
     ts = np.arange(4)
     ex = exact_path(pq, np.ones(1), np.ones(3))["dist2"]
-    at_one = theorem_a.distance_bound(ts, eta=1.0, mu_t=1.0, L_t=1.0, Ls=9.0, Vs=0.0, Vn=0.0,
-                                      r0=1.0)
+    at_one = [theorem_a.distance_bound(ts, eta=eta, mu_t=1.0, L_t=1.0, Ls=9.0, Vs=0.0, Vn=0.0,
+                                       r0=1.0, c=c) for c in (None, 0.0) for eta in (1.0, 0.3)]
+    at_one += [theorem_a.distance_bound_simple(ts, eta=eta, mu_t=1.0, L_t=1.0, Ls=9.0,
+                                               Vstar=1.0, r0=1.0, c=1.0) for eta in (0.06, 0.1)]
     ex_small = exact_path(pq, np.ones(1), np.full(3, 0.1))["dist2"]
     at_small = theorem_a.distance_bound(ts, eta=0.1, mu_t=1.0, L_t=1.0, Ls=9.0, Vs=0.0,
                                         Vn=0.0, r0=1.0)
@@ -110,8 +112,9 @@ def _reproducer_checks() -> list[CheckResult]:
                          ex, 9.0**ts),
         CheckResult("theorem_a.reproducer_refused", STATEMENT,
                     "the same configuration: Theorem A is inf (its step condition 2/(L_t + "
-                    "L_s) = 0.2 prices beta/q)", "numeric",
-                    bool(np.all(np.isinf(np.asarray(at_one)))), 4, 0.0),
+                    "L_s) = 0.2 prices beta/q), eta = 1 and 0.3, c chosen or given; "
+                    "Corollary A1 is inf above 1/(L_t + (1 + c) L_s) = 0.05", "numeric",
+                    bool(np.all(np.isinf(np.asarray(at_one)))), 24, 0.0),
         numeric_identity("theorem_a.reproducer_equality", STATEMENT,
                          "the same node at eta = 0.1: bound = exact E w_t^2 = 0.9^t (tight)",
                          np.asarray(at_small), ex_small),

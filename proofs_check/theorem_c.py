@@ -49,6 +49,59 @@ def _reference_last(T: int, eta: float, mu_t: float, L_t: float, Ls: float, Vs: 
     return best
 
 
+def _reference_candidates(eta: float, L_t: float, Ls: float, Vs: float, Vn: float
+                          ) -> list[float]:
+    """The c values of C' as documented: 6 log-spaced in (0, c_max) and the floor's
+    minimiser; [inf] without L_s, [0] without V_s."""
+    if Ls == 0:
+        return [math.inf] if eta * L_t <= 2 else []
+    if Vs == 0:
+        return [0.0] if eta * (L_t + Ls) <= 2 else []
+    cmax = (2 / eta - L_t) / Ls - 1
+    if cmax <= 0:
+        return []
+    out = [float(x) for x in cmax * np.geomspace(1e-5, 1 - 1e-6, 6)]
+    a, b, h = 2 - eta * (L_t + Ls), eta * Ls, Vs + Vn
+    cstar = (-b * Vs + math.sqrt((b * Vs) ** 2 + a * b * h * Vs)) / (b * h)
+    return out + ([cstar] if 0 < cstar < cmax else [])
+
+
+# long: Theorem C' written out from its statement, one ingredient after another
+def _reference_combined(T: int, eta: float, mu_t: float, L_t: float, Ls: float, Vs: float,
+                        Vn: float, r0: float, e0: float) -> tuple[list[float], list[float]]:
+    """C' (without Theorem Q) by plain loops, the windows of C at every round."""
+    fam = []
+    for c in _reference_candidates(eta, L_t, Ls, Vs, Vn):
+        cc = 0.0 if math.isinf(c) else c
+        Vc = Vn if c == 0 else (Vs + Vn if math.isinf(c) else (1 + 1 / c) * Vs + Vn)
+        Lc = L_t if math.isinf(c) else L_t + (1 + c) * Ls
+        if eta * Lc > 2:
+            continue
+        a = eta * (1 + eta * L_t) / 2
+        fam.append(dict(Vc=Vc, D=eta * (2 - eta * Lc),
+                        rho=min(max(1 - eta * mu_t * (2 - eta * Lc), 0.0), 1.0), a=a,
+                        kap=2 * a * (1 + cc) * Ls + eta * max(eta * L_t - 1, 0.0) * L_t,
+                        aB=(1 - 2 * mu_t * eta * (1 - L_t * eta / 2)
+                            + 2 * L_t * eta**2 * (1 + cc) * Ls) if eta * L_t <= 2 else math.inf))
+    r, e = [r0], [e0]
+    for t in range(1, T + 1):
+        rt = min((p["rho"] * r[t - 1] + eta**2 * p["Vc"] for p in fam), default=math.inf)
+        et = L_t * rt / 2
+        for p in fam:
+            if math.isfinite(p["aB"]):
+                et = min(et, p["aB"] * e[t - 1] + L_t * eta**2 * p["Vc"] / 2)
+            harm = 0.0
+            for K in range(1, t + 1):
+                XK = p["kap"] * sum(e[t - K:t]) + K * p["a"] * p["Vc"]
+                S1 = (([*r, rt][t - K + 1]) + K * eta**2 * p["Vc"]) / (K * p["D"])
+                S2 = [*r, rt][t - K] / (2 * eta * K) + XK / K
+                et = min(et, min(S1, S2) + harm)
+                harm += XK / (K * (K + 1))
+        r.append(rt)
+        e.append(et)
+    return e, r
+
+
 @functools.cache
 def _avg_expr() -> Callable[..., float]:
     from cistheory.symbolic.theorem_c import gap_bound_averaged_expr
@@ -107,6 +160,17 @@ def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], li
                 ref_want.append(_reference_last(T, r0=r0, c=c, **kw))
                 sym_got.append(float(theorem_c.gap_bound_averaged(T, r0=r0, c=c, **kw)))
                 sym_want.append(_avg_expr()(T=T, r0=r0, c=c, **kw))
+    comb_got: list[float] = []
+    comb_want: list[float] = []
+    for _ in range(max(3, instances // 15)):
+        mu, L_t = rng.uniform(0.05, 0.5), rng.uniform(0.6, 2.0)
+        Ls, Vs, Vn, r0, e0 = (float(x) for x in rng.uniform(0.01, 1.0, size=5))
+        eta = rng.uniform(0.2, 0.95) * 2 / (L_t + Ls)
+        seq = theorem_c.combined_sequences(10, eta=eta, mu_t=mu, L_t=L_t, Ls=Ls, Vs=Vs, Vn=Vn,
+                                           r0=r0, e0=e0, harmonic_at=np.arange(1, 11))
+        e_ref, r_ref = _reference_combined(10, eta, mu, L_t, Ls, Vs, Vn, r0, e0)
+        comb_got += [*seq.e.tolist(), *seq.r.tolist()]
+        comb_want += [*e_ref, *r_ref]
     spec = {
         "averaged": "(1/T) sum_{t<T} exact e_t <= C-avg (which bounds E F(averaged iterate))",
         "last": "exact E F_lt(w_T) - F* <= Theorem C (last iterate, harmonic windows)",
@@ -123,6 +187,9 @@ def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], li
         numeric_identity("theorem_c.last_reference", STATEMENT,
                          "Theorem C shipped = plain-loop recomputation from the statement",
                          ref_got, ref_want),
+        numeric_identity("theorem_c.combined_reference", STATEMENT,
+                         "C' shipped (windows at every round) = plain-loop recomputation",
+                         comb_got, comb_want),
         numeric_identity("theorem_c.symbolic_vs_shipped", STATEMENT,
                          "C-avg's sympy form (lambdified) = the shipped function",
                          sym_got, sym_want),

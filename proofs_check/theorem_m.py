@@ -167,7 +167,21 @@ def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], li
                                    grad_opt=[[[0.0]]], noise_cov=[[[[s2]]]], u0=[u0])
         sym_got.append(float(mb.d[t, 0]))
         sym_want.append(_fixed_expr()(t, eta, h, s2, abs(u0)))
+    tr_got, tr_want = [], []
+    for _ in range(20):
+        dd = int(rng.integers(1, 5))
+        d = rng.uniform(0.0, 2.0, size=dd)
+        V = np.linalg.qr(rng.normal(size=(dd, dd)))[0]
+        A = rng.normal(size=(dd, dd))
+        A = A + A.T
+        At = V.T @ A @ V
+        tr_got.append(theorem_m.trace_bound(d, V, A))
+        tr_want.append(sum(abs(At[lx, m]) * np.sqrt(d[lx] * d[m]) for lx in range(dd)
+                           for m in range(dd)))
     checks = [
+        numeric_identity("theorem_m.trace_reference", STATEMENT,
+                         "trace bound = sum_lm |V^T A V|_lm sqrt(d_l d_m) (loops)", tr_got,
+                         tr_want),
         numeric_inequality("theorem_m.modes", STATEMENT,
                            "exact v_j^T E[u_t u_t^T] v_j <= d_j(t) for every mode", modes_lo,
                            modes_hi),

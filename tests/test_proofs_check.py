@@ -262,3 +262,16 @@ def test_local_bound_diminishing_matches_its_docstring_formula() -> None:
                                     b=b, gamma=gamma)
     # same float64 expression evaluated in the same order: a few ulps
     np.testing.assert_allclose(got, nu / (gamma + ts), rtol=1e-14)
+
+
+def test_every_check_cited_in_the_theory_exists() -> None:
+    """docs/theory.md cites checks as ``module.name``; each must be a check proofs_check runs."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "theory.md").read_text()
+    cited = set()
+    for block in re.findall(r"\[check:(.*?)\]", text, flags=re.S):
+        cited |= set(re.findall(r"`([a-z0-9_]+\.[a-z0-9_]+)`", block)) - {"cistheory.beta"}
+    names = {c.name for c in run_all(instances=2, seed=5).checks}
+    assert cited and not cited - names, sorted(cited - names)

@@ -297,3 +297,40 @@ def test_as_dict_is_json_ready(case: tuple[EstimatedConstants, _Closed]) -> None
     assert doc["sigma2"] == est.sigma2.tolist() and doc["G"] == est.G.tolist()
     assert doc["Gamma_upper"] == est.Gamma_upper and doc["mu_exit"] == list(est.mu_exit)
     assert doc["lt"] == list(LT) and doc["batch_size"] == BATCH
+
+
+def test_design_constants_of_nested_least_squares_are_exact() -> None:
+    """On a quadratic (NestedLinear regression) the estimates at the solve's end point equal
+    the exact constants: pair Hessians in closed form, V_s, V_n, zeta^2 at the exact w*; the
+    intervals contain them."""
+    from cistheory import bounds as bd
+    from cistheory.train.constants import estimate_design_constants
+
+    model, data = _setup()
+    cl = _Closed(model, data)
+    est = estimate_design_constants(model, data, Q, lt=LT, lam=LAM, batch_size=BATCH,
+                                    weight_decay=RHO, solve_steps=400, power_iters=200,
+                                    power_tol=1e-10)
+    L_exact = np.array([[np.linalg.eigvalsh(cl.hess(i, k))[-1] if Q[i, k - 1] > 0 else 0.0
+                         for k in range(1, cl.k + 1)] for i in range(cl.n)])
+    assert est.L_pair == pytest.approx(L_exact, rel=1e-6)
+    beta = cl.frac * LT[None, :]
+    assert est.Ls == pytest.approx(bd.expected_smoothness(Q, beta, L_exact), rel=1e-6)
+    assert est.opt_distance is not None and est.opt_distance < 1e-3
+    # exact w* of F_lt and the pair gradients there (minibatch noise: the population
+    # variance of the per-sample gradients over the batch; noise is checked elsewhere)
+    h, b, _ = cl.quad(LT)
+    sup = cl.support(LT)
+    w_star = np.zeros(cl.p)
+    w_star[sup] = np.linalg.solve(h[np.ix_(sup, sup)], b[sup])
+    grads = np.zeros((cl.n, cl.k, cl.p))
+    for i, k in zip(*np.nonzero(Q > 0), strict=True):
+        grads[i, k] = cl.hess(i, k + 1) @ w_star - cl.lin(i, k + 1)
+    vs_exact, _ = bd.variance_parts(Q, beta, grads, np.zeros(Q.shape))
+    lo, hi = est.Vs_interval  # type: ignore[misc]
+    assert lo <= vs_exact <= hi and est.Vs == pytest.approx(vs_exact, rel=1e-3)
+    grad_exit = np.einsum("ik,ikd->kd", cl.frac, grads)
+    z_exact = float(LT @ (grad_exit**2).sum(axis=1))
+    lo, hi = est.zeta2_interval  # type: ignore[misc]
+    assert lo <= z_exact <= hi
+    assert set(est.as_dict()) >= {"L_pair", "Ls", "Vs", "Vn", "zeta2", "Vs_interval", "base"}

@@ -72,8 +72,10 @@ from .data import Dataset
 from .models import EarlyExitModel
 
 __all__ = [
+    "DesignEstimate",
     "EstimatedConstants",
     "estimate_constants",
+    "estimate_design_constants",
     "gradient_noise",
     "gradient_norms",
     "power_iteration",
@@ -885,3 +887,180 @@ def _heterogeneity(
         if inf_sum_low is not None:
             gamma_up = f_t - inf_sum_low
     return _Heterogeneity(f_t - inf_sum, gamma_up, f_t0 - f_t, gap_up)
+
+
+@dataclass(frozen=True)
+class DesignEstimate:
+    r"""The second-generation constants of one design, estimated for a network
+    (:func:`estimate_design_constants`; ``docs/theory.md`` Section 4.20).
+
+    Attributes
+    ----------
+    base : EstimatedConstants
+        :math:`L, \mu, \mu_t, L_t, \sigma^2, G, \Gamma` as :func:`estimate_constants` gives them.
+    L_pair : ndarray (N, K)
+        Largest Hessian eigenvalue of each trained :math:`f_{i,k}` at :math:`\hat w` (0 off the
+        support).
+    Ls, Ls_pair : float
+        Lemma ES's :math:`L_s` and :math:`L_s^{\mathrm{pair}}` from ``L_pair``.
+    Vs, Vn : float
+        Sampling and noise parts of the variance at :math:`\hat w` (Lemma 2 without
+        cancellation), the noise at the trainer's batch size.
+    zeta2 : float
+        :math:`\zeta^2 = \sum_k\tilde\lambda_k\|\nabla F_k(\hat w)\|^2`.
+    g_lam_norm : float or None
+        :math:`\|\nabla F_\lambda(\hat w)\|` (``None`` without ``lam``).
+    grad_norm : float
+        :math:`\|\nabla F_{\tilde\lambda}(\hat w)\|`: how far the solve is from stationary.
+    opt_distance : float or None
+        :math:`\delta = \|\nabla F_{\tilde\lambda}(\hat w)\|/\mu_t \ge \|\hat w - w^*\|` when
+        :math:`F_{\tilde\lambda}` is :math:`\mu_t`-strongly convex (``None`` without
+        :math:`\mu_t`).
+    Vs_interval, zeta2_interval, g_lam_interval : (float, float) or None
+        What :math:`\delta` leaves of :math:`V_s, \zeta_*^2, \|g_\lambda\|` at :math:`w^*`
+        (Section 4.20): certified for convex pair losses (locally quadratic ones), local
+        estimates for a network.
+    """
+
+    base: EstimatedConstants
+    L_pair: FloatArray
+    Ls: float
+    Ls_pair: float
+    Vs: float
+    Vn: float
+    zeta2: float
+    g_lam_norm: float | None
+    grad_norm: float
+    opt_distance: float | None
+    Vs_interval: tuple[float, float] | None
+    zeta2_interval: tuple[float, float] | None
+    g_lam_interval: tuple[float, float] | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (the base constants under ``"base"``)."""
+        out: dict[str, Any] = {"base": self.base.as_dict(),
+                               "L_pair": np.asarray(self.L_pair, dtype=np.float64).tolist()}
+        for k in ("Ls", "Ls_pair", "Vs", "Vn", "zeta2", "g_lam_norm", "grad_norm",
+                  "opt_distance"):
+            out[k] = _opt_float(getattr(self, k))
+        for k in ("Vs_interval", "zeta2_interval", "g_lam_interval"):
+            v = getattr(self, k)
+            out[k] = None if v is None else [float(v[0]), float(v[1])]
+        return out
+
+
+def _pair_smoothness(flat: _Flat, theta: Tensor, support: BoolArray, probe: _Probe
+                     ) -> FloatArray:
+    """Largest Hessian eigenvalue of each f_{i,k} on P_k at ``theta`` (power iteration)."""
+    out = np.zeros(support.shape)
+    for i, k in zip(*np.nonzero(support), strict=True):
+        mask = flat.masks[int(k)].to(theta.dtype)
+
+        def f_ik(th: Tensor, i: int = int(i), k: int = int(k)) -> Tensor:
+            return flat.f(th, i, k + 1)
+
+        def hvp(v: Tensor, f: Callable[[Tensor], Tensor] = f_ik, m: Tensor = mask) -> Tensor:
+            res: Tensor = grad(lambda th: grad(f)(th) @ v)(theta)
+            return res * m
+
+        top, its = power_iteration(hvp, probe.rand_dir(mask), iters=probe.power_iters,
+                                   tol=probe.power_tol)
+        probe.iters_used = max(probe.iters_used, its)
+        out[i, k] = max(top, 0.0)
+    return out
+
+
+def _interval(center: float, half: float) -> tuple[float, float]:
+    return max(center - half, 0.0), center + half
+
+
+# long: the estimates of Section 4.20 one after another, each a few lines
+def estimate_design_constants(
+    model: EarlyExitModel,
+    node_data: Sequence[Dataset],
+    q: ArrayLike,
+    *,
+    lt: ArrayLike,
+    lam: ArrayLike | None = None,
+    batch_size: int | None = 32,
+    weight_decay: float = 0.0,
+    loss_fn: LossFn | None = None,
+    power_iters: int = 100,
+    power_tol: float = 1e-6,
+    solve_steps: int = 200,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float64,
+    chunk: int = 512,
+) -> DesignEstimate:
+    r"""Estimate the constants of the second-generation bounds for the design ``(lt, q)``.
+
+    :math:`\hat w` is ``solve_steps`` gradient steps of size :math:`1/L_t` on
+    :math:`F_{\tilde\lambda}` from the model's parameters; at :math:`\hat w` the pair
+    smoothness :math:`L_{i,k}` (power iteration on Hessian-vector products), Lemma ES's
+    :math:`L_s`, the variance parts :math:`V_s, V_n`, :math:`\zeta^2` and
+    :math:`\|g_\lambda\|`, with the uncertainty the solve leaves (see :class:`DesignEstimate`).
+    The base constants come from :func:`estimate_constants` (same arguments).
+
+    Examples
+    --------
+    >>> from cistheory.train.models import NestedLinear
+    >>> m = NestedLinear(2, (1, 2), n_classes=None, bias=False)
+    >>> x = torch.tensor([[1.0, 0.0], [0.0, 1.0]]); y = torch.tensor([1.0, -1.0])
+    >>> est = estimate_design_constants(m, [Dataset(x, y)], [[0.5, 0.5]], lt=[0.5, 0.5],
+    ...                                 batch_size=None, weight_decay=0.1)
+    >>> round(est.Ls, 6), est.Vn    # both Hessians 0.6 I; M = 0.6 I - 0.3 (1 1)(1 1)^T
+    (0.6, 0.0)
+    """
+    base = estimate_constants(model, node_data, q, lam=lam, lt=lt, batch_size=batch_size,
+                              weight_decay=weight_decay, loss_fn=loss_fn, n_points=1,
+                              power_iters=power_iters, power_tol=power_tol, solve_steps=0,
+                              generator=generator, dtype=dtype, chunk=chunk)
+    frac, _mk, lam_w, lt_w = _check_inputs(model, node_data, q, lam, lt, batch_size,
+                                           weight_decay, 1)
+    assert lt_w is not None and base.L_t is not None
+    from .. import bounds as bd
+
+    qa = check_q(q)
+    gen = generator if generator is not None else torch.Generator().manual_seed(1)
+    work = copy.deepcopy(model).to(dtype).eval()
+    flat = _Flat(work, node_data, frac, _default_loss(work, loss_fn), weight_decay, dtype, chunk)
+    probe = _Probe(flat, gen, power_iters, power_tol)
+    theta = flat.theta0.clone()
+    supp = probe.support_mask(lt_w)
+    for _ in range(int(solve_steps)):
+        theta = theta - (1.0 / base.L_t) * flat.grad_F(theta, lt_w) * supp
+    support = np.asarray(qa > 0)
+    L_pair = _pair_smoothness(flat, theta, support, probe)
+    bet = frac * lt_w[None, :]
+    n, k_ex = qa.shape
+    grads = np.zeros((n, k_ex, theta.numel()))
+    s2 = np.zeros((n, k_ex))
+    for i, k in zip(*np.nonzero(support), strict=True):
+        mean, var = flat.sample_moments(theta, int(i), int(k) + 1)
+        full = mean + flat.rho * theta * flat.masks[int(k)]
+        grads[i, k] = full.detach().double().numpy()
+        if batch_size is not None and flat.data[int(i)][0].shape[0] > 1:
+            s2[i, k] = var / int(batch_size)
+    vs, vn = bd.variance_parts(qa, bet, grads, s2)
+    Ls = bd.expected_smoothness(qa, bet, L_pair)
+    grad_exit = np.einsum("ik,ikd->kd", frac, grads)
+    zeta2 = bd.heterogeneity_at_optimum(lt_w, grad_exit)
+    grad_norm = float(np.linalg.norm(np.einsum("ik,ikd->d", bet, grads)))
+    delta = None if base.mu_t is None else grad_norm / base.mu_t
+    g_lam = None if lam_w is None else float(np.linalg.norm(lam_w @ grad_exit))
+    vs_int = z_int = g_int = None
+    if delta is not None:
+        half = np.sqrt(Ls * grad_norm * delta)
+        vs_int = (max(np.sqrt(vs) - half, 0.0) ** 2, (np.sqrt(vs) + half) ** 2)
+        norms = np.linalg.norm(grad_exit, axis=1)
+        lk = np.asarray(base.L_exit)
+        z_int = (float(lt_w @ np.maximum(norms - lk * delta, 0.0) ** 2),
+                 float(lt_w @ (norms + lk * delta) ** 2))
+        if g_lam is not None:
+            g_int = _interval(g_lam, base.L * delta)
+    return DesignEstimate(
+        base=base, L_pair=L_pair, Ls=Ls, Ls_pair=bd.expected_smoothness_pairwise(qa, bet, L_pair),
+        Vs=vs, Vn=vn, zeta2=zeta2, g_lam_norm=g_lam, grad_norm=grad_norm, opt_distance=delta,
+        Vs_interval=None if vs_int is None else (float(vs_int[0]), float(vs_int[1])),
+        zeta2_interval=z_int, g_lam_interval=g_int,
+    )

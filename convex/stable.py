@@ -454,8 +454,8 @@ def _solve_cvxpy(p: _Problem, scalars: tuple[float, float, float, float]) -> Sta
         q[i, k] = float(qv.value[j])
     # the objective recomputed at the cvxpy point, and the fast solver's certificate there
     # (an independent check of the solver)
-    pos = p.lam > 0
-    val = (p.A * (float(np.sum(p.lam[pos] ** 2 / x[pos])) - 1.0) + p.C0
+    on_lam = p.lam > 0
+    val = (p.A * (float(np.sum(p.lam[on_lam] ** 2 / x[on_lam])) - 1.0) + p.C0
            + p.B * float(np.sum(np.where(p.support, p.w * x[None, :] ** 2
                                          / np.where(p.support, q, 1.0), 0.0))))
     grad = _h(p, x)[1]

@@ -3,7 +3,9 @@
 Fast exact solvers (numpy only) for the weights (:func:`optimal_lt`), the participation
 probabilities (:func:`optimal_q`) and the joint problem (:func:`solve_joint`), each with a
 certificate; cvxpy programs (:mod:`convex.cvx`, imported when used) to cross-check them;
-and the mapping from a CIS and its constants to the design problem (:func:`design`).
+and the mapping from a CIS and its constants to the design problem (:func:`design`); the
+design problem on the second-generation bound, with the step-stability constraint
+(:mod:`convex.stable`, ``docs/theory.md`` Section 5.2).
 
 Every solver returns a result in the vocabulary of :class:`scipy.optimize.OptimizeResult`
 (``x``, ``fun``, ``success``, ``status``, ``message``, ``nit``) with its certificates
@@ -33,6 +35,15 @@ from .lt import optimal_lt
 from .objective import lt_objective
 from .q import optimal_q
 from .results import DesignResult, JointResult, LtResult, QResult
+from .stable import (
+    StableConstants,
+    StableResult,
+    constants_from,
+    solve_stable,
+    stable_design,
+    stable_lt,
+    stable_objective,
+)
 
 __all__ = [
     "DesignResult",
@@ -41,8 +52,11 @@ __all__ = [
     "LtResult",
     "QResult",
     "SolverError",
+    "StableConstants",
+    "StableResult",
     "bound_optimal_lt",
     "compare_eligibility",
+    "constants_from",
     "design",
     "design_coefficients",
     "design_terms",
@@ -53,4 +67,8 @@ __all__ = [
     "optimal_q",
     "reference_constants",
     "solve_joint",
+    "solve_stable",
+    "stable_design",
+    "stable_lt",
+    "stable_objective",
 ]

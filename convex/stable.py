@@ -41,11 +41,23 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from cistheory._arrays import FloatArray, as_float_array, as_simplex, check_scalar
+from cistheory.bounds.corollary import CISConstants
 from cistheory.errors import CISInputError
+from cistheory.system.participation import Participation
+from cistheory.system.tree import CIS
 
 from .results import MAX_ITER, OPTIMAL, _Serialisable
 
-__all__ = ["StableConstants", "StableResult", "solve_stable", "stable_design", "stable_objective"]
+__all__ = [
+    "DEFAULT_ETAS",
+    "StableConstants",
+    "StableResult",
+    "constants_from",
+    "solve_stable",
+    "stable_design",
+    "stable_lt",
+    "stable_objective",
+]
 
 
 @dataclass(frozen=True)
@@ -522,7 +534,9 @@ def stable_objective(
 ) -> float:
     r""":math:`J` at a given design :math:`(\tilde\lambda, q)`: the bound the design problem
     assigns to it, at ``theta`` or (``None``) at the smallest admissible
-    :math:`\vartheta = L_s^{\mathrm{pair}}(\tilde\lambda, q)`; ``inf`` when the design violates
+    :math:`\vartheta = L_s^{\mathrm{pair}}(\tilde\lambda, q)`, and at ``rho_bar`` or (``None``)
+    at the smallest admissible :math:`\bar\rho = \rho_\lambda = \max_k\lambda_k/\tilde\lambda_k`;
+    ``inf`` when the design violates
     the stability constraint (:math:`L_s^{\mathrm{pair}} > \vartheta`), when
     :math:`\eta(\bar L + (1 + c)\vartheta) \ge 2`, or when :math:`\tilde\lambda_k <
     \lambda_k/\bar\rho`.
@@ -534,7 +548,7 @@ def stable_objective(
     ...                         r0=1.0, T=100, m=np.ones(2))
     >>> J = stable_objective([0.5, 0.5], const, [0.5, 0.5], np.eye(2), eta=0.5, c=1.0)
     >>> round(J, 6)
-    0.72
+    0.36
     """
     lam_a = as_simplex(lam, "lam")
     lt_a = as_simplex(lt, "lt")
@@ -553,7 +567,9 @@ def stable_objective(
         return math.inf
     if eta * (const.L_bar + (1.0 + c) * theta) >= 2.0:
         return math.inf
-    if rho_bar is not None and (lt_a < lam_a / rho_bar - 1e-12).any():
+    if rho_bar is None:
+        rho_bar = float(np.max(np.where(lt_a > 0, lam_a / np.where(lt_a > 0, lt_a, 1.0), 0.0)))
+    elif (lt_a < lam_a / rho_bar - 1e-12).any():
         return math.inf
     p, _ = _setup(lam_a, const, sup, qa, eta=eta, c=c, theta=theta, rho_bar=rho_bar,
                   q_min=0.0)
@@ -569,8 +585,8 @@ def stable_design(
     *,
     etas: Sequence[float],
     cs: Sequence[float] = (0.25, 1.0, 4.0),
-    theta_fracs: Sequence[float] = (0.25, 0.5, 0.9),
-    rho_bars: Sequence[float | None] = (None, 2.0, 4.0),
+    theta_fracs: Sequence[float] = (1e-6, 0.05, 0.25, 0.5, 0.9),
+    rho_bars: Sequence[float | None] = (None, 1.0, 1.25, 2.0, 4.0),
     method: str = "fast",
 ) -> tuple[StableResult, list[StableResult]]:
     r"""The outer loop of Section 5.2: every policy (``name -> (support, q or None)``), step
@@ -604,3 +620,62 @@ def stable_design(
     if not out:
         raise CISInputError("etas", list(etas), "no step admits a feasible design")
     return min(out, key=lambda r: r.fun), out
+
+
+DEFAULT_ETAS: tuple[float, ...] = (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4)
+"""Steps of the outer loop when none is given."""
+
+
+def constants_from(part: Participation, const: CISConstants) -> StableConstants:
+    r"""Map the first generation's constants to Section 5.2's (the illustrative constants of
+    :func:`convex.reference_constants`, or a user's :class:`cistheory.CISConstants`):
+    :math:`L_{i,k} = \bar L = L` (or ``L_t``), :math:`s^2 = \sigma^2`,
+    :math:`\bar Z^2 = G^2` if ``G`` is given, else :math:`2L\bar\Gamma`,
+    :math:`\bar\zeta^2 = 2L\bar\Gamma` (Theorem E), :math:`\underline\mu_t` = ``mu_t`` (or
+    ``mu``), :math:`\bar r_0 = 2\,\mathrm{gap}_0/\underline\mu_t`.
+
+    Examples
+    --------
+    >>> import cistheory
+    >>> from convex.design import reference_constants
+    >>> cis = cistheory.reference_cis("80-15-5")
+    >>> sc = constants_from(cistheory.deepest_exit(cis), reference_constants())
+    >>> sc.zeta2, sc.r0
+    (0.2, 20.0)
+    """
+    shape = part.q.shape
+    L = float(const.L)
+    mu_t = float(const.mu if const.mu_t is None else const.mu_t)
+    sig = np.broadcast_to(np.asarray(const.sigma, dtype=np.float64), shape)
+    Z2 = (np.broadcast_to(np.asarray(const.G, dtype=np.float64), shape) ** 2
+          if const.G is not None else np.full(shape, 2 * L * float(const.Gamma)))
+    return StableConstants(
+        L_pair=np.full(shape, L), s2=sig**2, Z2=np.asarray(Z2, dtype=np.float64),
+        zeta2=2 * L * float(const.Gamma), mu=float(const.mu), mu_t=mu_t,
+        L_bar=float(L if const.L_t is None else const.L_t), r0=2 * float(const.gap0) / mu_t,
+        T=int(const.T), m=np.asarray(part.data, dtype=np.float64)).validated()
+
+
+def stable_lt(
+    cis: CIS,
+    part: Participation,
+    const: StableConstants,
+    *,
+    etas: Sequence[float] = DEFAULT_ETAS,
+) -> StableResult:
+    r"""Bound-optimal weights for a given participation (the ``bound-optimal`` rule): the
+    outer loop of :func:`stable_design` with the participation fixed.
+
+    Examples
+    --------
+    >>> import cistheory
+    >>> from convex.design import reference_constants
+    >>> cis = cistheory.reference_cis("80-15-5")
+    >>> part = cistheory.deepest_exit(cis)
+    >>> res = stable_lt(cis, part, constants_from(part, reference_constants()))
+    >>> bool(res.success), res.lt.shape
+    (True, (3,))
+    """
+    q = np.asarray(part.q, dtype=np.float64)
+    best, _ = stable_design(cis.lam, const, {part.name: (q > 0, q)}, etas=etas)
+    return best

@@ -72,11 +72,13 @@ def test_fixed_participation_and_objective() -> None:
     q = np.asarray(ct.deepest_exit(cis).q)
     res = solve_stable(cis.lam, const, q > 0, eta=0.1, c=1.0, theta=5.0, q=q)
     assert np.array_equal(res.q, q)
-    J_at = stable_objective(cis.lam, const, res.lt, q, eta=0.1, c=1.0, theta=5.0)
+    kw = {"eta": 0.1, "c": 1.0, "theta": 5.0, "rho_bar": res.rho_bar}
+    J_at = stable_objective(cis.lam, const, res.lt, q, **kw)
     assert J_at == pytest.approx(res.fun, rel=1e-12)
-    assert stable_objective(cis.lam, const, res.lt, q, eta=0.1, c=1.0) <= J_at  # smaller theta
-    for lt in (cis.lam, np.full(3, 1 / 3)):  # the minimiser beats the rules at the same theta
-        assert stable_objective(cis.lam, const, lt, q, eta=0.1, c=1.0, theta=5.0) >= res.fun
+    # the smallest admissible theta and rho_bar can only lower it
+    assert stable_objective(cis.lam, const, res.lt, q, eta=0.1, c=1.0) <= J_at
+    for lt in (cis.lam, np.full(3, 1 / 3)):  # the minimiser beats the rules at the same scalars
+        assert stable_objective(cis.lam, const, lt, q, **kw) >= res.fun * (1 - 1e-9)
 
 
 def test_outer_loop_and_inputs() -> None:

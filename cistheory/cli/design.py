@@ -1,4 +1,11 @@
-"""``cistheory design``: bound-optimal weights beside Serving Rate and Balanced Adj."""
+"""``cistheory design``: the bound-optimal design beside Serving Rate, Balanced Adj and Equal.
+
+By default (``--bound second``) on the second-generation bound (``docs/theory.md``
+Section 5.2) with constants computed exactly on ``validate-rates``' quadratic problem for each
+reference rate split, every design scored by its bound and its exact error
+(:func:`cistheory.experiments.design_eval.design_rows`); ``--bound first`` gives the first
+generation's table (illustrative or given constants, reference splits or ``--spec``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..bounds.corollary import CISConstants
+from ..errors import CISInputError
 from ..rules.registry import rule_inputs, rule_weights
 from ..system.participation import deepest_exit
 from ..system.reference import DATA_SPLITS, RATE_SPLITS, REFERENCE_SIGMA, reference_cis
@@ -17,8 +25,8 @@ from ._output import emit, emit_json, note
 
 __all__ = ["DESIGN_RULES", "design_table", "register"]
 
-DESIGN_RULES: tuple[str, ...] = ("serving-rate", "balanced-adj", "bound-optimal")
-"""The rules the table compares."""
+DESIGN_RULES: tuple[str, ...] = ("serving-rate", "balanced-adj", "bound-optimal-first")
+"""The rules the first generation's table compares."""
 
 
 def design_table(
@@ -64,8 +72,44 @@ def design_table(
     return out
 
 
+def _cmd_design_second(args: argparse.Namespace) -> int:
+    """The second generation's design on the quadratic problem (module docstring)."""
+    from ..experiments.design_eval import DATA, design_rows
+
+    for flag in ("spec", "sigma", "constants", *(f"const_{k}" for k in ("L", "mu", "Gamma",
+                                                                         "gap0", "eta"))):
+        if getattr(args, flag, None):
+            name = "--" + flag.removeprefix("const_")
+            raise CISInputError(name, getattr(args, flag), "applies to --bound first: the "
+                                "second generation computes its constants on the quadratic "
+                                "problem")
+    if args.data not in DATA:
+        raise CISInputError("--data", args.data, f"the quadratic problem has {sorted(DATA)}")
+    T = 1000 if args.const_T is None else int(args.const_T)
+    splits = args.split or list(RATE_SPLITS)
+    for sp in splits:
+        if sp not in RATE_SPLITS:
+            raise CISInputError("--split", sp, f"choose from {list(RATE_SPLITS)}")
+    rows = [r for sp in splits for r in design_rows(sp, args.data, T=T)]
+    if args.json:
+        emit_json({"bound": "second", "data": args.data, "T": T, "rows": rows}, indent=2)
+        return 0
+    emit(f"second-generation design (docs/theory.md 5.2), constants exact on the quadratic "
+         f"problem, data {args.data}, T {T}; J = the bound, exact = E F_lam(w_T) - F*")
+    emit(f"{'split':>9} {'rule':>24} {'policy':>10} {'lt':>22} {'eta':>7} {'J':>10} "
+         f"{'exact':>10}")
+    for r in rows:
+        lt = " ".join(f"{x:.3f}" for x in r["lt"])
+        emit(f"{r['split'].split()[1]:>9} {r['rule']:>24} {r['policy']:>10} {lt:>22} "
+             f"{r['eta']:>7.4g} {r['J']:>10.4g} {r['exact']:>10.4g}")
+    return 0
+
+
 def _cmd_design(args: argparse.Namespace) -> int:
     import convex
+
+    if args.bound == "second":
+        return _cmd_design_second(args)
 
     sigma = floats(args.sigma, "--sigma") if args.sigma else list(REFERENCE_SIGMA[args.exits])
     consts = constants_from_args(args, sigma)
@@ -100,9 +144,24 @@ def register(subparsers: Any) -> None:
     """Add ``design``."""
     p = subparsers.add_parser(
         "design",
-        help="bound-optimal weights vs Serving Rate and Balanced Adj (reference CIS or a spec)",
-        description="Bound-optimal training weights beside Serving Rate and Balanced Adj, each "
-        "with its design objective J, on the seven reference rate splits or on given specs.",
+        help="bound-optimal design vs Serving Rate, Balanced Adj and Equal",
+        description="The bound-optimal design (weights, participation policy, step) of the "
+        "second-generation bound with its step-stability constraint, beside Serving Rate, "
+        "Balanced Adj and Equal, on the seven reference rate splits, with constants computed "
+        "exactly on validate-rates' quadratic problem; each design with its bound J and its "
+        "exact error. --bound first: the first generation's weights and objective J on the "
+        "reference splits or given specs, with illustrative or given constants.",
+    )
+    p.add_argument(
+        "--bound",
+        default="second",
+        choices=("second", "first"),
+        help="second (default): the second-generation design on the quadratic problem's "
+        "exact constants; first: the first generation's table",
+    )
+    p.add_argument(
+        "--split", action="append",
+        help="rate split for --bound second (repeatable; default: all seven)",
     )
     p.add_argument(
         "--spec",

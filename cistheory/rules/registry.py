@@ -4,8 +4,8 @@ Every caller (the command line, the trainer's configuration, the experiments, th
 turns a rule's name into weights through :func:`rule_weights`; this is the only mapping
 from names to formulas in the package. Each :class:`Rule` names the inputs it reads
 (``needs``), and its formula is the docstring of the function it wraps
-(:mod:`cistheory.rules.formulas`, or :func:`convex.bound_optimal_lt` for
-``bound-optimal``).
+(:mod:`cistheory.rules.formulas`, or :func:`convex.stable_lt` for ``bound-optimal`` and
+:func:`convex.bound_optimal_lt` for ``bound-optimal-first``).
 
 ======================  ==========================================  =======================
 name                    weights                                     needs
@@ -15,13 +15,15 @@ name                    weights                                     needs
 ``flops``               :math:`\propto \min((t+1)/H, r_k)`          ``exit_flops``
 ``opt-err``             :math:`\propto 1/v_k`                       ``v``
 ``balanced-adj``        mean of the two above, normalised           ``v``
-``bound-optimal``       minimiser of the design objective           ``cis``, ``part``,
+``bound-optimal``       minimiser of the second-generation design   ``cis``, ``part``,
+                        objective (Section 5.2)                     ``sigma``
+``bound-optimal-first`` minimiser of the first generation's (§5)    ``cis``, ``part``,
                                                                     ``sigma``
 ``mix:A``               :math:`(1-A)\lambda + A/K`                  --
 ======================  ==========================================  =======================
 
-Only this module (and the command line) imports :mod:`convex`, inside the one rule that
-needs it.
+Only this module (and the command line) imports :mod:`convex`, inside the rules that need
+it.
 """
 
 from __future__ import annotations
@@ -77,6 +79,9 @@ class RuleInputs:
     constants : CISConstants, optional
         The bound's constants (``bound-optimal``); ``None`` means
         :func:`convex.reference_constants`.
+    stable : convex.StableConstants, optional
+        The second-generation design constants (``bound-optimal``); ``None`` maps
+        ``constants`` (:func:`convex.constants_from`).
     """
 
     lam: FloatArray
@@ -88,6 +93,7 @@ class RuleInputs:
     part: Participation | None = None
     sigma: ArrayLike | None = None
     constants: CISConstants | None = None
+    stable: Any = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,17 @@ def _bound_optimal(x: RuleInputs) -> FloatArray:
     import convex
 
     assert x.cis is not None and x.part is not None and x.sigma is not None
+    stable = x.stable
+    if stable is None:
+        const = x.constants if x.constants is not None else convex.reference_constants(x.sigma)
+        stable = convex.constants_from(x.part, const)
+    return np.asarray(convex.stable_lt(x.cis, x.part, stable).lt, dtype=np.float64)
+
+
+def _bound_optimal_first(x: RuleInputs) -> FloatArray:
+    import convex
+
+    assert x.cis is not None and x.part is not None and x.sigma is not None
     return np.asarray(
         convex.bound_optimal_lt(x.cis, x.part, x.sigma, constants=x.constants),
         dtype=np.float64,
@@ -171,9 +188,14 @@ for _f, _src in (
     (_balanced_adj, balanced_adj),
 ):
     _f.__doc__ = _src.__doc__
-_bound_optimal.__doc__ = r"""Bound-optimal rule: the minimiser over the simplex of the design
-objective of ``docs/theory.md``, Section 5, for the given participation
-(:func:`convex.bound_optimal_lt`)."""
+_bound_optimal.__doc__ = r"""Bound-optimal rule: the minimiser of the second-generation design
+objective of ``docs/theory.md``, Section 5.2 (with the step-stability constraint), for the given
+participation (:func:`convex.stable_lt`); constants from ``stable``, else mapped from
+``constants`` (or the illustrative :func:`convex.reference_constants`) by
+:func:`convex.constants_from`."""
+_bound_optimal_first.__doc__ = r"""The first generation's bound-optimal rule (kept for
+comparison): the minimiser over the simplex of the design objective of ``docs/theory.md``,
+Section 5, for the given participation (:func:`convex.bound_optimal_lt`)."""
 
 RULES: Mapping[str, Rule] = {
     r.name: r
@@ -184,6 +206,7 @@ RULES: Mapping[str, Rule] = {
         Rule("opt-err", _opt_err, ("v",)),
         Rule("balanced-adj", _balanced_adj, ("v",)),
         Rule("bound-optimal", _bound_optimal, ("cis", "part", "sigma")),
+        Rule("bound-optimal-first", _bound_optimal_first, ("cis", "part", "sigma")),
     )
 }
 """Rule name -> :class:`Rule`, in the order reports list them."""
@@ -235,12 +258,14 @@ def rule_inputs(
     horizon: int = REFERENCE_HORIZON,
     exit_flops: ArrayLike | None = None,
     constants: CISConstants | None = None,
+    stable: Any = None,
 ) -> RuleInputs:
     """The inputs of every rule for a CIS and its participation.
 
     ``v`` is computed from ``sigma`` (and ``G``) when ``sigma`` is given; ``exit_flops``
     defaults to the CIS's; the FLOPs schedule is at round ``round_t`` of ``horizon`` (default
-    the last round of 100, the reference's).
+    the last round of 100, the reference's); ``stable`` (a :class:`convex.StableConstants`)
+    feeds ``bound-optimal``.
     """
     part.check_trainable(cis.lam)
     v = None if sigma is None else variance_coefficients(part, sigma, G)
@@ -259,6 +284,7 @@ def rule_inputs(
         part=part,
         sigma=sigma,
         constants=constants,
+        stable=stable,
     )
 
 

@@ -86,6 +86,8 @@ class StableConstants:
         Rounds.
     m : ndarray (N,)
         Samples per node.
+    etas : tuple of float, optional
+        The steps the design may choose (:func:`stable_lt`); ``None``: :data:`DEFAULT_ETAS`.
     """
 
     L_pair: FloatArray
@@ -98,6 +100,7 @@ class StableConstants:
     r0: float
     T: int
     m: FloatArray
+    etas: tuple[float, ...] | None = None
 
     def validated(self) -> StableConstants:
         """``self`` after checking every field (raises :class:`CISInputError`)."""
@@ -661,10 +664,11 @@ def stable_lt(
     part: Participation,
     const: StableConstants,
     *,
-    etas: Sequence[float] = DEFAULT_ETAS,
+    etas: Sequence[float] | None = None,
 ) -> StableResult:
     r"""Bound-optimal weights for a given participation (the ``bound-optimal`` rule): the
-    outer loop of :func:`stable_design` with the participation fixed.
+    outer loop of :func:`stable_design` with the participation fixed, over ``etas`` (default:
+    ``const.etas``, else :data:`DEFAULT_ETAS`).
 
     Examples
     --------
@@ -677,5 +681,6 @@ def stable_lt(
     (True, (3,))
     """
     q = np.asarray(part.q, dtype=np.float64)
-    best, _ = stable_design(cis.lam, const, {part.name: (q > 0, q)}, etas=etas)
+    steps = etas if etas is not None else (const.etas or DEFAULT_ETAS)
+    best, _ = stable_design(cis.lam, const, {part.name: (q > 0, q)}, etas=steps)
     return best

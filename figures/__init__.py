@@ -12,6 +12,7 @@ FIGURES: tuple[str, ...] = (
     "rules_weights",
     "bound_path",
     "convergence",
+    "ranking",
     "accuracy",
     "p40",
     "q_heatmap",

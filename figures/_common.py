@@ -120,6 +120,7 @@ RULE_STYLES: dict[str, tuple[str, str]] = {
     "opt-err": ("tab:purple", "v"),
     "balanced-adj": ("tab:brown", "D"),
     "bound-optimal": ("tab:red", "X"),
+    "bound-optimal-first": ("tab:pink", "P"),
 }
 """Colour and marker of each rule's series in every figure."""
 

@@ -155,12 +155,48 @@ def estimate_sigma(setting: Setting, data: str, seed: int, policy: str) -> list[
     return sig
 
 
+@functools.cache
+def pair_smoothness_at_init(setting: Setting, data: str, seed: int, policy: str) -> np.ndarray:
+    """Pair smoothness L_ik of the model at initialisation on the pairs of ``policy``
+    (:func:`cistheory.train.constants.pair_smoothness`, 20 power iterations)."""
+    from cistheory.train.constants import pair_smoothness
+
+    cis, node_data, model = _init_setup(setting, data, seed)
+    q = np.asarray(ct.named_policy(cis, policy).q)
+    return pair_smoothness(model, node_data, q > 0, weight_decay=setting.weight_decay,
+                           power_iters=20, power_tol=1e-3)
+
+
+def estimated_stable_constants(spec: RunSpec, sigma: Sequence[float]) -> Any:
+    r"""The constants of the second-generation design (``convex.StableConstants``) for a run:
+    measured at initialisation on the model (pair smoothness, noise ``sigma`` per exit, the
+    gradient norms as the caps :math:`\bar Z^2` and :math:`\bar\zeta^2`), illustrative where a
+    network has none (:math:`\mu = \underline\mu_t = 0.1`, :math:`\bar r_0 = 2/0.1`, as
+    :func:`convex.reference_constants`), the step the trainer uses."""
+    import convex
+
+    s = spec.setting
+    cis = ct.reference_cis(spec.split, spec.data)
+    q = np.asarray(ct.named_policy(cis, spec.participation).q)
+    L_pair = pair_smoothness_at_init(s, spec.data, spec.seed, spec.participation)
+    grad = np.asarray(_grad_bound_cached(s, spec.data, spec.seed), dtype=np.float64)
+    sig = np.asarray(sigma, dtype=np.float64)
+    el = q > 0
+    return convex.StableConstants(
+        L_pair=L_pair, s2=np.where(el, sig[None, :] ** 2, 0.0),
+        Z2=np.where(el, grad[None, :] ** 2, 0.0), zeta2=float(np.max(grad) ** 2), mu=0.1,
+        mu_t=0.1, L_bar=float(L_pair.max()), r0=20.0, T=s.rounds,
+        m=np.asarray(cis.data, dtype=np.float64), etas=(s.lr,)).validated()
+
+
 def _lt_for(
     spec: RunSpec, cis: ct.CIS, part: ct.Participation, sigma: Sequence[float], flops: np.ndarray
 ) -> np.ndarray | Callable[[int], np.ndarray]:
     rule = get_rule(spec.rule)
     # the FLOPs schedule spans the run: tau_t = (t + 1) / rounds reaches 1 at its last round
-    inputs = rule_inputs(cis, part, sigma=sigma, exit_flops=flops, horizon=spec.setting.rounds)
+    stable = estimated_stable_constants(spec, sigma) if spec.rule == "bound-optimal" else None
+    inputs = rule_inputs(cis, part, sigma=sigma, exit_flops=flops, horizon=spec.setting.rounds,
+                         stable=stable)
     if rule.per_round:
         return lambda t: rule.weights(replace(inputs, round_t=t))
     return rule.weights(inputs)
@@ -353,6 +389,11 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float]:
         return float(x.mean()), 0.0
     half = stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
     return float(x.mean()), float(half)
+
+
+@functools.cache
+def _grad_bound_cached(setting: Setting, data: str, seed: int) -> tuple[float, ...]:
+    return tuple(estimate_grad_bound(setting, data, seed))
 
 
 def estimate_grad_bound(setting: Setting, data: str, seed: int) -> list[float]:

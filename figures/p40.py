@@ -1,4 +1,4 @@
-"""Figure: the "p40" variant, letting deeper nodes also train shallow exits (tiny data).
+r"""Figure: the "p40" variant, letting deeper nodes also train shallow exits (tiny data).
 
 With the "tiny" data split the end devices hold little data (384 of 45,000 samples each in
 the reference), so exit 1 is trained on little data when every node trains its deepest exit.
@@ -10,7 +10,13 @@ design minimises) of each policy at the weights it trains with, and the bound-op
 design of each eligibility (:func:`convex.compare_eligibility`: deepest exit only, or any
 hosted exit with optimised ``q``), with the noise constants and gradient bounds measured on
 the same model at initialisation and the illustrative curvature constants of
-:func:`convex.reference_constants`.
+:func:`convex.reference_constants`. Third panel: the second generation's verdict, Theorem A's
+step condition :math:`\eta_{\mathrm{eff}}(\bar L + L_s(\tilde\lambda, q)) < 2` with the pair
+smoothness measured on the model at initialisation (Lemma ES, :math:`\bar L = \max L_{i,k}`)
+and the trainer's long-run heavy-ball step :math:`\eta_{\mathrm{eff}} = \mathrm{lr}/(1 -
+\mathrm{momentum})`; plotted is the margin :math:`\eta_{\mathrm{eff}}(\bar L + L_s)/2`
+(above 1: refused). The theorem is for one plain SGD step a round, so this is the verdict's
+quantity under that mapping, not a certificate for the trainer.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from ._experiment import (
     estimate_grad_bound,
     estimate_sigma,
     mean_ci,
+    pair_smoothness_at_init,
     run_grid,
 )
 from ._experiment import workers_for as _workers
@@ -119,6 +126,29 @@ def _bounds(cfg: dict[str, Any], seed: int) -> list[dict[str, Any]]:
     return out
 
 
+def _verdicts(cfg: dict[str, Any], seed: int) -> list[dict[str, Any]]:
+    """Theorem A's step condition for each policy, split and rule (module docstring)."""
+    s = cfg["setting"]
+    eta_eff = s.lr / (1.0 - s.momentum)
+    sigma = estimate_sigma(s, "tiny", seed, "p40")
+    out = []
+    for policy in POLICIES:
+        L_pair = pair_smoothness_at_init(s, "tiny", seed, policy)
+        for split in cfg["splits"]:
+            cis = ct.reference_cis(split, "tiny")
+            part = ct.named_policy(cis, policy)
+            inputs = rule_inputs(cis, part, sigma=sigma)
+            for rule in cfg["rules"]:
+                lt = rule_weights(rule, inputs)
+                Ls = ct.bounds.expected_smoothness(part.q, ct.beta(part, lt), L_pair)
+                margin = eta_eff * (float(L_pair.max()) + Ls) / 2.0
+                out.append({"split": split, "leaf_share": float(cis.lam[0]), "policy": policy,
+                            "rule": rule, "Ls": Ls, "L_bar": float(L_pair.max()),
+                            "eta_eff": eta_eff, "margin": margin,
+                            "verdict": "certified" if margin < 1 else "refused"})
+    return out
+
+
 def compute(size: str, out: Path, seed: int = 0, progress: bool = True) -> Path:
     """Train both policies across the splits, evaluate the bounds; write the data."""
     cfg = CONFIG[size]
@@ -150,6 +180,7 @@ def compute(size: str, out: Path, seed: int = 0, progress: bool = True) -> Path:
             }
         )
     bounds = _bounds(cfg, seed)
+    verdicts = _verdicts(cfg, seed)
     write_csv(
         out / "p40.csv", runs, ["split", "leaf_share", "participation", "rule", "seed", "accuracy"]
     )
@@ -167,6 +198,7 @@ def compute(size: str, out: Path, seed: int = 0, progress: bool = True) -> Path:
             "runs": runs,
             "summary": summary,
             "bounds": bounds,
+            "verdicts": verdicts,
         },
     )
     return path
@@ -196,6 +228,27 @@ def _measured(ax: Any, doc: dict[str, Any]) -> None:
     ax.set_xlabel("share served at the end devices")
     ax.set_ylabel("system accuracy (mean, 95% CI)")
     ax.set_title("measured (digits MLP)")
+    ax.grid(True, lw=0.3, alpha=0.5)
+    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2,
+              frameon=False)
+
+
+def _verdict_panel(ax: Any, doc: dict[str, Any]) -> None:
+    """The second generation's verdict: Theorem A's step-condition margin (> 1: refused)."""
+    rules = list(doc["config"]["rules"])
+    for policy in POLICIES:
+        for rule in rules:
+            pts = sorted((v["leaf_share"], v["margin"]) for v in doc.get("verdicts", [])
+                         if v["policy"] == policy and v["rule"] == rule)
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker=rule_style(rule)[1], ms=3.5, lw=1.0,
+                        color=POLICY_COLOURS.get(policy, "0.5"),
+                        ls=RULE_LINES[rules.index(rule) % len(RULE_LINES)],
+                        label=f"{policy}, {rule}")
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_xlabel("share served at the end devices")
+    ax.set_ylabel("eta_eff (L_bar + L_s) / 2  (> 1: refused)")
+    ax.set_title("second generation: step condition")
     ax.grid(True, lw=0.3, alpha=0.5)
     ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2,
               frameon=False)
@@ -235,9 +288,10 @@ def plot(data_path: Path, out: Path) -> list[Path]:
     (left) beside the bound's comparison (right), both policies in the same colours."""
     plt = pyplot()
     doc = load_json(data_path)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7.0, 3.4), layout="constrained")
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(10.5, 3.4), layout="constrained")
     _measured(ax1, doc)
     _bound_panel(ax2, doc)
+    _verdict_panel(ax3, doc)
     seeds = len(doc["config"]["seeds"])
     rounds = doc["config"]["setting"]["rounds"]
     fig.suptitle(

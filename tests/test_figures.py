@@ -55,6 +55,24 @@ def test_convergence(tmp_path: Path) -> None:
     for run in doc["runs"]:
         m, c, b = (np.asarray(run[k]) for k in ("measured", "ci", "bound"))
         assert np.all(m + c <= b)
+        # the second-generation bound: above the measured mean where it is finite (None:
+        # refused), certified for the fixed step, and at t = 0 with lt = lambda the exact
+        # initial error (Theorem D's identity is an equality there)
+        new = np.asarray([np.inf if x is None else x for x in run["bound_new"]], dtype=float)
+        assert np.all(m <= new * (1 + 1e-9))
+        if run["schedule"] == "fixed":
+            assert np.isfinite(new).all()
+            if run["lt_rule"] == "serving-rate":
+                assert new[0] == pytest.approx(m[0], rel=1e-9)
+
+
+def test_ranking(tmp_path: Path) -> None:
+    doc, _ = _run("ranking", tmp_path)
+    rows = doc["rows"]
+    assert len(rows) == 2 * 2 * 2 * 2 and doc["summary"]["violations"] == 0
+    for r in rows:
+        if not r["stable"]:
+            assert r["bound"] == "inf"
 
 
 def test_accuracy_and_resume(tmp_path: Path) -> None:
@@ -96,6 +114,13 @@ def test_p40(tmp_path: Path) -> None:
         at_rule = [b["total_split"] for b in doc["bounds"]
                    if b["split"] == split and b["kind"] == "at rule" and b["policy"] == "deepest"]
         assert all(best <= v * (1 + 1e-9) for v in at_rule)
+    # the second generation's verdict: deepest-exit training has L_s = 0 (fixed nodes)
+    for v in doc["verdicts"]:
+        assert v["verdict"] == ("certified" if v["margin"] < 1 else "refused")
+        if v["policy"] == "deepest":
+            assert v["Ls"] == 0.0
+        else:
+            assert v["Ls"] > 0.0
 
 
 def test_q_heatmap(tmp_path: Path) -> None:

@@ -78,6 +78,7 @@ __all__ = [
     "estimate_design_constants",
     "gradient_noise",
     "gradient_norms",
+    "pair_smoothness",
     "power_iteration",
 ]
 
@@ -1064,3 +1065,39 @@ def estimate_design_constants(
         Vs_interval=None if vs_int is None else (float(vs_int[0]), float(vs_int[1])),
         zeta2_interval=z_int, g_lam_interval=g_int,
     )
+
+
+def pair_smoothness(
+    model: EarlyExitModel,
+    node_data: Sequence[Dataset],
+    pairs: ArrayLike,
+    *,
+    weight_decay: float = 0.0,
+    loss_fn: LossFn | None = None,
+    power_iters: int = 100,
+    power_tol: float = 1e-6,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float64,
+    chunk: int = 512,
+) -> FloatArray:
+    r"""Largest Hessian eigenvalue :math:`L_{i,k}` of each pair loss :math:`f_{i,k}` (on
+    :math:`P_k`) at the model's parameters, by power iteration on Hessian-vector products;
+    0 off ``pairs`` (an (N, K) boolean table). The part of :func:`estimate_design_constants`
+    that Lemma ES needs, for when nothing else is wanted.
+
+    Examples
+    --------
+    >>> from cistheory.train.models import NestedLinear
+    >>> m = NestedLinear(2, (1, 2), n_classes=None, bias=False)
+    >>> x = torch.tensor([[1.0, 0.0], [0.0, 1.0]]); y = torch.tensor([1.0, -1.0])
+    >>> pair_smoothness(m, [Dataset(x, y)], [[True, True]], weight_decay=0.1).round(6).tolist()
+    [[0.6, 0.6]]
+    """
+    support = _pairs(pairs, len(node_data), model.n_exits)
+    q = np.where(support, 1.0 / np.maximum(support.sum(axis=1, keepdims=True), 1), 0.0)
+    frac, _mk, _lam, _lt = _check_inputs(model, node_data, q, None, None, None, weight_decay, 1)
+    gen = generator if generator is not None else torch.Generator().manual_seed(1)
+    work = copy.deepcopy(model).to(dtype).eval()
+    flat = _Flat(work, node_data, frac, _default_loss(work, loss_fn), weight_decay, dtype, chunk)
+    probe = _Probe(flat, gen, power_iters, power_tol)
+    return _pair_smoothness(flat, flat.theta0, support, probe)

@@ -95,14 +95,32 @@ def test_report(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_design(capsys: pytest.CaptureFixture[str]) -> None:
-    out = _cli_json(capsys, ["design", "--json", "--spec", "reference:60-30-10"])
-    _check("cistheory design", [out])
+    out = _cli_json(capsys, ["design", "--bound", "first", "--json", "--spec",
+                             "reference:60-30-10"])
+    _check("cistheory design --bound first", [out])
+
+
+def test_design_second_generation(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _cli_json(capsys, ["design", "--json", "--split", "80-15-5", "--T", "200"])
+    _check("cistheory design --json", [out])
+
+
+def test_validate_rates_grid(monkeypatch: pytest.MonkeyPatch,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A tiny grid with an unstable row (inf exact and bound as strings)."""
+    from cistheory.experiments import grid
+
+    tiny = grid.GridConfig(data_splits={"equal": (60, 30, 15)}, rate_splits=("5-15-80",),
+                           rules=("serving-rate", "equal"), steps=(0.05, 0.4), horizons=(30,))
+    monkeypatch.setattr(grid.GridConfig, "quick", classmethod(lambda cls: tiny))
+    out = _cli_json(capsys, ["validate-rates", "--grid", "--quick", "--json", "--quiet"])
+    _check("cistheory validate-rates --grid", [out])
 
 
 def test_validate_rates() -> None:
     """The command prints ``validate_rates(config).as_dict()``; a small configuration."""
     res = validate_rates(ValidationConfig(n_seeds=3, rounds=40, n_records=6)).as_dict()
-    _check("cistheory validate-rates", [json.loads(json.dumps(res))])
+    _check("cistheory validate-rates --json", [json.loads(json.dumps(res))])
 
 
 def _train(tmp_path: Path, name: str, data: str, capsys: pytest.CaptureFixture[str]) -> Any:

@@ -3,7 +3,7 @@
 By default (``--bound second``) on the second-generation bound (``docs/theory.md``
 Section 5.2) with constants computed exactly on ``validate-rates``' quadratic problem for each
 reference rate split, every design scored by its bound and its exact error
-(:func:`cistheory.experiments.design_eval.design_rows`); ``--bound first`` gives the first
+(:func:`cistheory.cli._design_eval.design_rows`); ``--bound first`` gives the first
 generation's table (illustrative or given constants, reference splits or ``--spec``).
 """
 
@@ -74,7 +74,7 @@ def design_table(
 
 def _cmd_design_second(args: argparse.Namespace) -> int:
     """The second generation's design on the quadratic problem (module docstring)."""
-    from ..experiments.design_eval import DATA, design_rows
+    from ._design_eval import DATA, design_rows
 
     for flag in ("spec", "sigma", "constants", *(f"const_{k}" for k in ("L", "mu", "Gamma",
                                                                          "gap0", "eta"))):

@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import CISInputError
+from ..experiments.design_constants import exact_constants
+from ..experiments.quadratic import QuadraticProblem
+from ..experiments.second_moments import exact_errors
+from ..experiments.validate_rates import ValidationConfig, build_problem
 from ..rules.registry import rule_inputs, rule_weights
 from ..system.participation import Participation, deepest_exit, explicit
-from .design_constants import exact_constants
-from .quadratic import QuadraticProblem
-from .second_moments import exact_errors
-from .validate_rates import ValidationConfig, build_problem
 
 __all__ = ["DATA", "design_rows", "stable_constants"]
 

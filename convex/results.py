@@ -2,7 +2,7 @@ r"""Results of the convex solvers, in the vocabulary of :class:`scipy.optimize.O
 
 Every result class of the package (:class:`LtResult`, :class:`QResult`,
 :class:`JointResult`, the cvxpy answers :class:`QCvxResult` and :class:`JointCvxResult`,
-and :class:`DesignResult`) is a frozen dataclass with
+:class:`DesignResult` and :class:`StableResult`) is a frozen dataclass with
 
 =============== =====================================================================
 ``x``           the solution; the same object as the named field (``lt`` for the
@@ -61,6 +61,7 @@ __all__ = [
     "LtResult",
     "QCvxResult",
     "QResult",
+    "StableResult",
 ]
 
 OPTIMAL = "optimal"
@@ -385,4 +386,54 @@ class DesignResult(_Serialisable):
     @property
     def x(self) -> FloatArray:
         """The solution's weights: the same object as ``lt``."""
+        return self.lt
+
+
+@dataclass(frozen=True)
+class StableResult(_Serialisable):
+    r"""A solution of the design problem of Section 5.2 at fixed :math:`(\eta, c, \vartheta,
+    \bar\rho)` (or the best over the outer loop of :func:`stable_design`).
+
+    Attributes
+    ----------
+    lt : ndarray (K,)
+        Also ``x``.
+    q : ndarray (N, K)
+    fun : float
+        :math:`J`.
+    terms : dict
+        ``bias`` (:math:`A\chi^2`), ``variance`` (:math:`B\bar V_c`), ``transient``
+        (:math:`C_0`).
+    lower_bound, gap : float
+        A certified lower bound on the optimum over the feasible designs and ``fun - lower_bound``.
+    success, status, message, nit, method
+        As every result of :mod:`convex.results`.
+    eta, c, theta, rho_bar : float
+        The outer-loop scalars.
+    policy : str
+    Ls_pair : float
+        :math:`L_s^{\mathrm{pair}}` of the design (at most ``theta``).
+    """
+
+    lt: FloatArray
+    q: FloatArray
+    fun: float
+    terms: dict[str, float]
+    lower_bound: float
+    gap: float
+    success: bool
+    status: str
+    message: str
+    nit: int
+    method: str
+    eta: float
+    c: float
+    theta: float
+    rho_bar: float
+    policy: str = "explicit"
+    Ls_pair: float = field(default=0.0)
+
+    @property
+    def x(self) -> FloatArray:
+        """The weights: the same object as ``lt``."""
         return self.lt

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -46,7 +46,7 @@ from cistheory.errors import CISInputError
 from cistheory.system.participation import Participation
 from cistheory.system.tree import CIS
 
-from .results import MAX_ITER, OPTIMAL, _Serialisable
+from .results import MAX_ITER, OPTIMAL, StableResult
 
 __all__ = [
     "DEFAULT_ETAS",
@@ -118,56 +118,6 @@ class StableConstants:
         if int(self.T) < 1:
             raise CISInputError("T", self.T, "must be >= 1")
         return self
-
-
-@dataclass(frozen=True)
-class StableResult(_Serialisable):
-    r"""A solution of the design problem of Section 5.2 at fixed :math:`(\eta, c, \vartheta,
-    \bar\rho)` (or the best over the outer loop of :func:`stable_design`).
-
-    Attributes
-    ----------
-    lt : ndarray (K,)
-        Also ``x``.
-    q : ndarray (N, K)
-    fun : float
-        :math:`J`.
-    terms : dict
-        ``bias`` (:math:`A\chi^2`), ``variance`` (:math:`B\bar V_c`), ``transient``
-        (:math:`C_0`).
-    lower_bound, gap : float
-        A certified lower bound on the optimum over the feasible designs and ``fun - lower_bound``.
-    success, status, message, nit, method
-        As every result of :mod:`convex.results`.
-    eta, c, theta, rho_bar : float
-        The outer-loop scalars.
-    policy : str
-    Ls_pair : float
-        :math:`L_s^{\mathrm{pair}}` of the design (at most ``theta``).
-    """
-
-    lt: FloatArray
-    q: FloatArray
-    fun: float
-    terms: dict[str, float]
-    lower_bound: float
-    gap: float
-    success: bool
-    status: str
-    message: str
-    nit: int
-    method: str
-    eta: float
-    c: float
-    theta: float
-    rho_bar: float
-    policy: str = "explicit"
-    Ls_pair: float = field(default=0.0)
-
-    @property
-    def x(self) -> FloatArray:
-        """The weights: the same object as ``lt``."""
-        return self.lt
 
 
 @dataclass(frozen=True)
@@ -682,5 +632,8 @@ def stable_lt(
     """
     q = np.asarray(part.q, dtype=np.float64)
     steps = etas if etas is not None else (const.etas or DEFAULT_ETAS)
-    best, _ = stable_design(cis.lam, const, {part.name: (q > 0, q)}, etas=steps)
+    # the participation is given: one c (it weighs only the sampled rows' gradient caps against
+    # theta) and a coarser theta grid keep the rule quick; any grid gives a valid bound
+    best, _ = stable_design(cis.lam, const, {part.name: (q > 0, q)}, etas=steps, cs=(1.0,),
+                            theta_fracs=(1e-6, 0.25, 0.9), rho_bars=(None, 1.0, 1.25, 2.0))
     return best

@@ -24,6 +24,7 @@ SPEC = FigureSpec(
     name="ranking",
     title="Bound against exact error, and the ranking of designs (validate-rates --grid)",
     outputs=("ranking.csv", "ranking.json", "ranking.png", "ranking.pdf"),
+    cost=12.0,
 )
 
 COLUMNS = ("data", "rate", "participation", "rule", "step", "eta", "T", "exact", "bound",

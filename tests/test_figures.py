@@ -134,8 +134,8 @@ def test_q_heatmap(tmp_path: Path) -> None:
 
 
 def test_runner_only_and_registry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert set(figures.FIGURES) == {"rules_weights", "bound_path", "convergence", "accuracy",
-                                    "p40", "q_heatmap"}
+    assert set(figures.FIGURES) == {"rules_weights", "bound_path", "convergence", "ranking",
+                                    "accuracy", "p40", "q_heatmap"}
     assert figures_main(["--tiny", "--only", "rules_weights", "--out", str(tmp_path)]) == 0
     assert "rules_weights" in capsys.readouterr().out
     assert figures_main(["--plot-only", "--only", "rules_weights", "--out", str(tmp_path)]) == 0

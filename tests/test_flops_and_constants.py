@@ -89,8 +89,13 @@ def test_constants_file(tmp_path: Path, capsys: Capsys) -> None:
     const = ct.CISConstants(L=2.0, mu=0.2, Gamma=0.5, gap0=2.0, T=400, eta=0.05,
                             sigma=np.array([0.00374, 0.00224, 0.00101]))
     cis = ct.reference_cis("80-15-5")
-    want = convex.bound_optimal_lt(cis, ct.deepest_exit(cis), const.sigma, constants=const)
+    part = ct.deepest_exit(cis)
+    want = convex.stable_lt(cis, part, convex.constants_from(part, const)).lt
     np.testing.assert_allclose(doc["lt"], want, rtol=1e-12)
+    first = _json(capsys, ["weights", "reference:80-15-5", "--rule", "bound-optimal-first",
+                           "--sigma", SIGMA, "--constants", str(path), "--json"])
+    want_first = convex.bound_optimal_lt(cis, part, const.sigma, constants=const)
+    np.testing.assert_allclose(first["lt"], want_first, rtol=1e-12)
     flagged = _json(capsys, [*base, "--constants", str(path), "--T", "100", "--json"])
     assert flagged["constants"]["T"] == 100  # a flag overrides the file
 
@@ -108,11 +113,12 @@ def test_constants_file_field_checked(tmp_path: Path, capsys: Capsys) -> None:
 def test_design_takes_a_spec_file(tmp_path: Path, capsys: Capsys) -> None:
     spec = tmp_path / "tree.json"
     spec.write_text(ct.system.reference.shipped_reference_file("60-30-10"))
-    ref = _json(capsys, ["design", "--json", "--data", "equal"])
-    given = _json(capsys, ["design", "--json", "--spec", "reference:60-30-10"])
+    first = ["design", "--bound", "first", "--json"]
+    ref = _json(capsys, [*first, "--data", "equal"])
+    given = _json(capsys, [*first, "--spec", "reference:60-30-10"])
     rows = [r for r in ref["rows"] if r["split"] == "60-30-10"]
     assert [r["lt"] for r in given["rows"]] == [r["lt"] for r in rows]
-    from_file = _json(capsys, ["design", "--json", "--spec", str(spec)])
+    from_file = _json(capsys, [*first, "--spec", str(spec)])
     assert [r["rule"] for r in from_file["rows"]] == ["serving-rate", "balanced-adj",
-                                                      "bound-optimal"]
+                                                      "bound-optimal-first"]
     assert from_file["rows"][0]["lambda"] == [0.6, 0.3, 0.1]

@@ -76,9 +76,10 @@ def _cmd_design_second(args: argparse.Namespace) -> int:
     """The second generation's design on the quadratic problem (module docstring)."""
     from ._design_eval import DATA, design_rows
 
+    constants_from_args(args, None)  # every constant flag checked, as with --bound first
     for flag in ("spec", "sigma", "constants", *(f"const_{k}" for k in ("L", "mu", "Gamma",
                                                                          "gap0", "eta"))):
-        if getattr(args, flag, None):
+        if getattr(args, flag, None) is not None:
             name = "--" + flag.removeprefix("const_")
             raise CISInputError(name, getattr(args, flag), "applies to --bound first: the "
                                 "second generation computes its constants on the quadratic "

@@ -275,3 +275,32 @@ def test_every_check_cited_in_the_theory_exists() -> None:
         cited |= set(re.findall(r"`([a-z0-9_]+\.[a-z0-9_]+)`", block)) - {"cistheory.beta"}
     names = {c.name for c in run_all(instances=2, seed=5).checks}
     assert cited and not cited - names, sorted(cited - names)
+
+
+def test_pepit_check_says_it_skipped_without_pepit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without PEPit the check is reported as skipped (not passed silently, not failed)."""
+    import builtins
+
+    from proofs_check._pepit import pepit_checks
+
+    real_import = builtins.__import__
+
+    def no_pepit(name: str, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name == "PEPit" or name.startswith("PEPit."):
+            raise ImportError("no PEPit here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pepit)
+    (check,) = pepit_checks()
+    assert check.skipped and "skipped" in check.detail and check.instances == 0
+
+
+def test_pepit_worst_case_against_theorem_a() -> None:
+    """PEPit (extra 'verify', part of 'dev'): Theorem A over PEPit's exact worst case >= 1."""
+    import PEPit  # noqa: F401  (the dev extra installs it)
+
+    from proofs_check._pepit import pepit_checks
+
+    (check,) = pepit_checks()
+    assert check.passed and not check.skipped and check.instances == 8
+    assert check.worst_slack >= -1e-6  # smallest bound/worst - 1 (1.037 measured)

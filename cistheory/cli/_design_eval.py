@@ -71,8 +71,9 @@ def design_rows(split: str, data: str = "equal", *, T: int = 1000,
                 etas: Sequence[float] = (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4),
                 seed: int = 0) -> list[dict[str, Any]]:
     """One row per design: each rule under ``deepest`` participation at its best step by
-    the bound, and the bound-optimal design (policy, weights, participation, step); each
-    with its bound ``J`` and its exact error at ``T``.
+    the bound, the best design of the policy the outer loop did not choose (``bound-optimal
+    (POLICY)``), and the bound-optimal design (policy, weights, participation, step); each with
+    its bound ``J`` and its exact error at ``T``.
 
     Examples
     --------
@@ -99,7 +100,7 @@ def design_rows(split: str, data: str = "equal", *, T: int = 1000,
         cands += [(part, 0.05 + 0.85 * rng.dirichlet(np.ones(cis.n_exits))) for _ in range(12)]
     const = stable_constants(prob, cands, w0, T)
     q_deep = np.asarray(deep.q)
-    best, _ = convex.stable_design(cis.lam, const, {
+    best, solved = convex.stable_design(cis.lam, const, {
         "deepest": (q_deep > 0, q_deep), "shallower": (np.asarray(cis.eligible), None)},
         etas=etas)
     rows = []
@@ -109,6 +110,12 @@ def design_rows(split: str, data: str = "equal", *, T: int = 1000,
         J, eta = min((convex.stable_objective(cis.lam, const, lt, q_deep, eta=e, c=c), e)
                      for e in etas for c in (0.25, 1.0, 4.0))
         rows.append(_row(prob, rule, "deepest", lt, q_deep, eta, J, T, w0))
+    for policy in ("deepest", "shallower"):  # the outer loop's best under each policy
+        sub = [r for r in solved if r.policy == policy]
+        if sub and policy != best.policy:
+            b = min(sub, key=lambda r: r.fun)
+            rows.append(_row(prob, f"bound-optimal ({policy})", policy, b.lt, b.q, b.eta, b.fun,
+                             T, w0))
     rows.append(_row(prob, "bound-optimal", best.policy, best.lt, best.q, best.eta, best.fun,
                      T, w0))
     return rows

@@ -61,6 +61,15 @@ def _curvature(mu_t: float, L_t: float) -> tuple[float, float]:
     return mu, lt
 
 
+def _noise_constants(Ls: float, Vs: float, Vn: float) -> tuple[float, float, float]:
+    """``(L_s, V_s, V_n)`` of Theorem A checked: each finite and ``>= 0`` (named in errors)."""
+    return (
+        check_scalar(Ls, "Ls", nonneg=True),
+        check_scalar(Vs, "Vs", nonneg=True),
+        check_scalar(Vn, "Vn", nonneg=True),
+    )
+
+
 def young_constants(
     c: float, *, L_t: float, Ls: float, Vs: float, Vn: float
 ) -> tuple[float, float]:
@@ -79,9 +88,7 @@ def young_constants(
     cf = float(c)
     if math.isnan(cf) or cf < 0:
         raise CISInputError("c", c, "must be in [0, inf]")
-    ls = check_scalar(Ls, "Ls", nonneg=True)
-    vs = check_scalar(Vs, "Vs", nonneg=True)
-    vn = check_scalar(Vn, "Vn", nonneg=True)
+    ls, vs, vn = _noise_constants(Ls, Vs, Vn)
     lt = check_scalar(L_t, "L_t", positive=True)
     if cf == 0.0:
         if vs > 0:
@@ -128,9 +135,7 @@ def c_candidates(
     """
     eta_f = check_scalar(eta, "eta", positive=True)
     lt = check_scalar(L_t, "L_t", positive=True)
-    ls = check_scalar(Ls, "Ls", nonneg=True)
-    vs = check_scalar(Vs, "Vs", nonneg=True)
-    vn = check_scalar(Vn, "Vn", nonneg=True)
+    ls, vs, vn = _noise_constants(Ls, Vs, Vn)
     if ls == 0:
         return [INF] if eta_f * lt <= 2.0 * (1.0 + STEP_ULPS) else []
     if vs == 0:
@@ -227,9 +232,7 @@ def distance_bound(
     ta = _rounds(t)
     eta_f = check_scalar(eta, "eta", positive=True)
     mu, lt = _curvature(mu_t, L_t)
-    ls = check_scalar(Ls, "Ls", nonneg=True)
-    vs = check_scalar(Vs, "Vs", nonneg=True)
-    vn = check_scalar(Vn, "Vn", nonneg=True)
+    ls, vs, vn = _noise_constants(Ls, Vs, Vn)
     r0_f = check_scalar(r0, "r0", nonneg=True)
     cs = [c] if c is not None else c_candidates(eta_f, L_t=lt, Ls=ls, Vs=vs, Vn=vn)
     best = np.full(ta.shape, INF)

@@ -32,7 +32,14 @@ from numpy.typing import ArrayLike
 from .._arrays import FloatArray, check_scalar
 from ..errors import CISInputError
 from ._checks import as_result
-from .theorem_a import _curvature, _rounds, c_candidates, distance_bound, young_constants
+from .theorem_a import (
+    _curvature,
+    _noise_constants,
+    _rounds,
+    c_candidates,
+    distance_bound,
+    young_constants,
+)
 from .theorem_q import SequenceBound, quadratic_ingredients
 
 __all__ = ["combined_sequences", "gap_bound_averaged", "gap_bound_last"]
@@ -223,9 +230,7 @@ def combined_sequences(
     """
     eta_f = check_scalar(eta, "eta", positive=True)
     mu, lt = _curvature(mu_t, L_t)
-    ls = check_scalar(Ls, "Ls", nonneg=True)
-    vs = check_scalar(Vs, "Vs", nonneg=True)
-    vn = check_scalar(Vn, "Vn", nonneg=True)
+    ls, vs, vn = _noise_constants(Ls, Vs, Vn)
     r0_f = check_scalar(r0, "r0", nonneg=True)
     e0_f = check_scalar(e0, "e0", nonneg=True)
     n = int(T)

@@ -30,7 +30,7 @@ import numpy as np
 
 from .._arrays import FloatArray, check_scalar
 from ..errors import CISInputError
-from .theorem_a import _curvature
+from .theorem_a import _curvature, _noise_constants
 
 __all__ = ["SequenceBound", "phi_kernel", "quadratic_sequences", "young_grid"]
 
@@ -167,9 +167,7 @@ def quadratic_sequences(
     """
     eta_f = check_scalar(eta, "eta", positive=True)
     mu, lt = _curvature(mu_t, L_t)
-    ls = check_scalar(Ls, "Ls", nonneg=True)
-    vs = check_scalar(Vs, "Vs", nonneg=True)
-    vn = check_scalar(Vn, "Vn", nonneg=True)
+    ls, vs, vn = _noise_constants(Ls, Vs, Vn)
     e0_f = check_scalar(e0, "e0", nonneg=True)
     r0_f = check_scalar(r0, "r0", nonneg=True)
     n = int(T)

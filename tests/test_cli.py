@@ -94,6 +94,13 @@ def test_default_report(capsys: pytest.CaptureFixture[str]) -> None:
         assert all(best <= r["total_split"] * (1 + 1e-9) for r in entry["rules"].values())
 
 
+def test_default_report_names_the_bound_generation(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--split", "80-15-5"]) == 0
+    header = capsys.readouterr().out.split("\n\n")[0]
+    assert "Bound terms of the first generation (Corollary" in header
+    assert "cistheory design" in header
+
+
 def test_console_script_runs() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "cistheory", "rates", "reference:80-15-5", "--json"],

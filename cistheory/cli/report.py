@@ -30,7 +30,10 @@ def report_dict(
     """The main job's report: serving shares, every rule's weights and their bound terms.
 
     For each rate split of the reference 7-node CIS (every node training its deepest exit),
-    each rule's ``lt`` with the terms of the full bound (Corollary of ``docs/theory.md``)
+    each rule's ``lt`` with the terms of the first generation's full bound (Corollary of
+    ``docs/theory.md``; the second generation's bound needs each design's curvature and noise
+    constants, which ``cistheory design`` and ``cistheory validate-rates --grid`` compute exactly
+    on the quadratic problem)
     under the illustrative constants :func:`convex.reference_constants` (the reference noise
     constants, its step 0.1 and 100 rounds; curvature constants that are round numbers, not
     measurements). The FLOPs-proportional rule is shown at round ``flops_round`` of a
@@ -102,7 +105,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
         f"of rounds 0..{fl['horizon'] - 1}."
     )
     emit(
-        f"Bound terms (Corollary, docs/theory.md) with L={c['L']}, mu={c['mu']}, "
+        "Bound terms of the first generation (Corollary, docs/theory.md 4.8; the second "
+        "generation needs each design's constants: cistheory design, cistheory "
+        "validate-rates --grid)"
+        f" with L={c['L']}, mu={c['mu']}, "
         f"Gamma={c['Gamma']}, gap0={c['gap0']}, eta={c['eta']}, T={c['T']}: "
         "illustrative constants, see convex.reference_constants."
     )

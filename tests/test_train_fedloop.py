@@ -367,8 +367,17 @@ def test_batchnorm_buffers_are_data_weighted_means() -> None:
     for n, v in expected.items():
         # float32 weighted mean of two values vs the same in another order: a few ulps
         torch.testing.assert_close(res.state_dict[n], v, rtol=1e-6, atol=1e-7)
-    with pytest.raises(CISInputError, match="vectorised"):
-        run_federated(model, nodes, q, [1.0, 0.0, 0.0], FedConfig(rounds=1, vectorised=True))
+    # the vectorised clients keep per-node statistics (batched buffers) and average them alike
+    again = EarlyExitResNet18(exits=(3, 9, 17), n_classes=5, width=4)
+    vec = run_federated(
+        again,
+        nodes,
+        q,
+        [1.0, 0.0, 0.0],
+        FedConfig(rounds=1, batch_size=None, init_seed=None, vectorised=True),
+    )
+    for n, v in expected.items():
+        torch.testing.assert_close(vec.state_dict[n], v, rtol=1e-6, atol=1e-7)
 
 
 def test_select_exits_frequencies() -> None:

@@ -6,9 +6,14 @@ r"""Offline datasets and their splits across the nodes of a CIS.
   exits, while the deepest exit can answer all; nodes differ by a feature shift (controlled
   heterogeneity) and may differ in their mix of difficulties.
 - The handwritten digits shipped with scikit-learn (optional extra ``cistheory[digits]``).
-- CIFAR-10/100 read from a local directory in the standard python pickle format.
+- CIFAR-10/100 read from a local directory in the standard python pickle format, MNIST and
+  Fashion-MNIST from local IDX files; nothing is ever downloaded.
 - Splits: by sizes (shuffled), proportional to a CIS's data sizes (the reference tier
-  splits, ``cistheory.DATA_SPLITS``), and the Dirichlet label split of the 100-node variant.
+  splits, ``cistheory.DATA_SPLITS``), the Dirichlet label split, and the tier sizes of a
+  CIS with the end devices' share split by a Dirichlet law over labels (the 100-node
+  variant).
+- The standard CIFAR augmentation (random crop after 4-pixel padding, horizontal flip) on
+  a batch already on the device, from uniforms drawn by the caller's generator.
 """
 
 from __future__ import annotations
@@ -30,14 +35,18 @@ from ..system.reference import dirichlet_label_split
 from ..system.tree import CIS
 
 __all__ = [
+    "AUGMENTATIONS",
     "Dataset",
     "NodeData",
     "SyntheticTask",
+    "crop_flip",
     "digits",
     "dirichlet_split",
     "load_cifar",
+    "load_idx",
     "split_by_sizes",
     "split_for_cis",
+    "split_tiers_dirichlet",
     "synthetic_classification",
     "synthetic_regression",
     "synthetic_task",
@@ -73,9 +82,17 @@ class Dataset:
 
     def subset(self, index: ArrayLike) -> Dataset:
         """The samples at ``index`` (an integer array)."""
-        idx = torch.as_tensor(np.asarray(index, dtype=np.int64))
+        idx = torch.as_tensor(np.asarray(index, dtype=np.int64), device=self.x.device)
         diff = None if self.difficulty is None else self.difficulty[idx]
         return Dataset(self.x[idx], self.y[idx], diff)
+
+    def to(self, device: torch.device | str) -> Dataset:
+        """The same samples on ``device`` (the dataset itself when already there)."""
+        dev = torch.device(device)
+        if self.x.device == dev and self.y.device == dev:
+            return self
+        diff = None if self.difficulty is None else self.difficulty.to(dev)
+        return Dataset(self.x.to(dev), self.y.to(dev), diff)
 
 
 NodeData = list[Dataset]
@@ -433,3 +450,162 @@ def dirichlet_split(
         raise CISInputError("dataset.y", str(dataset.y.dtype), "a label split needs integer labels")
     parts = dirichlet_label_split(dataset.y.numpy(), n_nodes, alpha, rng=rng)
     return [dataset.subset(p) for p in parts]
+
+
+def split_tiers_dirichlet(
+    dataset: Dataset,
+    cis: CIS,
+    alpha: float = 0.5,
+    *,
+    rng: np.random.Generator,
+    total: int | None = None,
+) -> NodeData:
+    r"""Tier sizes of the CIS, the end devices' share split by a Dirichlet law over labels.
+
+    Every node gets :math:`\lfloor T m_i / \sum_j m_j \rfloor` samples by its spec size
+    (:func:`split_for_cis`); the nodes that serve or forward requests of others (those with
+    children) receive theirs uniformly at random, and the leaves pool their sizes and split
+    the pool by :func:`dirichlet_split` (label proportions from
+    :math:`\mathrm{Dir}(\alpha)`), so the end devices are non-i.i.d. and uneven, as in the
+    reference release's 100-node files.
+
+    Examples
+    --------
+    >>> from cistheory import reference_cis
+    >>> ds = Dataset(torch.zeros(900, 1), torch.arange(900) % 10)
+    >>> parts = split_tiers_dirichlet(ds, reference_cis("80-15-5", "equal"),
+    ...                               rng=np.random.default_rng(0))
+    >>> [len(d) for d in parts[:3]], sum(len(d) for d in parts[3:])
+    ([300, 150, 150], 300)
+    """
+    if not cis.data_given:
+        raise CISInputError("spec.data", None, "the CIS gives no data sizes to split by")
+    t = len(dataset) if total is None else int(total)
+    if not 0 < t <= len(dataset):
+        raise CISInputError("total", total, f"must lie in 1..{len(dataset)}")
+    sizes = np.floor(t * cis.data / cis.data.sum() + 1e-9).astype(np.int64)
+    leaf = np.ones(cis.n_nodes, dtype=bool)
+    leaf[cis.parent[cis.parent >= 0]] = False
+    perm = rng.permutation(len(dataset))
+    out: list[Dataset | None] = [None] * cis.n_nodes
+    start = 0
+    for i in np.flatnonzero(~leaf):
+        out[i] = dataset.subset(np.sort(perm[start : start + sizes[i]]))
+        start += int(sizes[i])
+    pool = dataset.subset(np.sort(perm[start : start + int(sizes[leaf].sum())]))
+    for i, part in zip(np.flatnonzero(leaf), dirichlet_split(pool, int(leaf.sum()), alpha,
+                                                                rng=rng), strict=True):
+        out[i] = part
+    return [d for d in out if d is not None]
+
+
+AUGMENTATIONS: tuple[str, ...] = ("none", "crop-flip")
+"""Training-time augmentations: none, or the standard CIFAR random crop and flip."""
+
+
+def crop_flip(x: torch.Tensor, u: torch.Tensor, pad: int = 4) -> torch.Tensor:
+    r"""Random crop after zero padding and random horizontal flip, per image, on any device.
+
+    For image :math:`n` with uniforms :math:`(u_0, u_1, u_2)`: pad by ``pad`` pixels with
+    zeros (the mean colour of standardised data), crop at offsets
+    :math:`(\lfloor (2p+1) u_0 \rfloor, \lfloor (2p+1) u_1 \rfloor)` and flip left-right
+    when :math:`u_2 < 1/2`: the standard CIFAR augmentation, computed by indexing so that a
+    whole minibatch (or a stack of them) is augmented at once where it lies.
+
+    Parameters
+    ----------
+    x : Tensor (..., C, H, W)
+    u : Tensor (..., 3)
+        Uniforms in [0, 1), one triple per image (leading shapes equal to ``x``'s).
+    pad : int
+
+    Examples
+    --------
+    >>> x = torch.arange(4.0).view(1, 1, 2, 2)
+    >>> crop_flip(x, torch.tensor([[0.5, 0.5, 0.9]]), pad=1)[0, 0].tolist()
+    [[0.0, 1.0], [2.0, 3.0]]
+    >>> crop_flip(x, torch.tensor([[0.5, 0.5, 0.1]]), pad=1)[0, 0].tolist()
+    [[1.0, 0.0], [3.0, 2.0]]
+    """
+    lead = x.shape[:-3]
+    c, h, w = x.shape[-3:]
+    flat = x.reshape(-1, c, h, w)
+    uu = u.reshape(-1, 3).to(device=x.device, dtype=torch.float64)
+    n = flat.shape[0]
+    span = 2 * pad + 1
+    dy = torch.clamp((uu[:, 0] * span).to(torch.int64), max=span - 1)
+    dx = torch.clamp((uu[:, 1] * span).to(torch.int64), max=span - 1)
+    flip = uu[:, 2] < 0.5
+    ar_h = torch.arange(h, device=x.device)
+    ar_w = torch.arange(w, device=x.device)
+    rows = dy[:, None] + ar_h[None, :]
+    cols = dx[:, None] + torch.where(flip[:, None], (w - 1 - ar_w)[None, :], ar_w[None, :])
+    padded = torch.nn.functional.pad(flat, (pad, pad, pad, pad)).permute(0, 2, 3, 1)
+    idx = torch.arange(n, device=x.device)[:, None, None]
+    out = padded[idx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    return out.reshape(*lead, c, h, w)
+
+
+# Mean and standard deviation of the training images' pixels (the usual normalisation
+# constants; applied only with ``normalise=True``).
+_IDX_STATS = {"mnist": (0.1307, 0.3081), "fashion-mnist": (0.2860, 0.3530)}
+_IDX_FILES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+              False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file of unsigned bytes (optionally gzip-compressed) as an array."""
+    import gzip
+
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise CISInputError(str(path), raw[:4].hex(), "not an IDX file of unsigned bytes")
+    ndim = raw[3]
+    head = 4 + 4 * ndim
+    dims = [int.from_bytes(raw[4 + 4 * j : 8 + 4 * j], "big") for j in range(ndim)]
+    if len(raw) != head + int(np.prod(dims)):
+        raise CISInputError(str(path), dims, f"expected {int(np.prod(dims))} bytes of data")
+    return np.frombuffer(raw, dtype=np.uint8, offset=head).reshape(dims)
+
+
+def load_idx(
+    directory: str | Path,
+    *,
+    variant: str = "mnist",
+    train: bool = True,
+    normalise: bool = True,
+) -> Dataset:
+    """Read MNIST or Fashion-MNIST from local IDX files (the format of their distributions).
+
+    Reads ``train-images-idx3-ubyte`` and ``train-labels-idx1-ubyte`` (``train``) or the
+    ``t10k-`` pair, each optionally gzip-compressed (``.gz``). Images come out as float
+    tensors of shape (n, 1, 28, 28) in [0, 1], standardised when ``normalise``.
+
+    Raises
+    ------
+    CISInputError
+        A missing directory or file, a file that is not IDX, counts that disagree.
+    """
+    if variant not in _IDX_STATS:
+        raise CISInputError("variant", variant, f"must be one of {sorted(_IDX_STATS)}")
+    root = Path(directory)
+    if not root.is_dir():
+        raise CISInputError("directory", str(directory), "not a directory")
+    arrays = []
+    for name in _IDX_FILES[bool(train)]:
+        path = root / name
+        if not path.is_file():
+            path = root / f"{name}.gz"
+        if not path.is_file():
+            raise CISInputError("directory", str(directory), f"missing IDX file {name!r}")
+        arrays.append(_read_idx(path))
+    images, labels = arrays
+    if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+        raise CISInputError(
+            "directory", str(directory), f"images {images.shape} and labels {labels.shape}"
+        )
+    x = torch.as_tensor(images.astype(np.float32) / 255.0).unsqueeze(1)
+    if normalise:
+        mean, std = _IDX_STATS[variant]
+        x = (x - mean) / std
+    return Dataset(x, torch.as_tensor(labels.astype(np.int64)))

@@ -25,16 +25,34 @@ and every head receives its aggregated update.
 Minibatches are drawn with replacement (the i.i.d. minibatch of Lemma 2): for a picked
 node, one uniform :math:`u` per sample and step gives index :math:`\lfloor u\, m_i\rfloor`;
 ``batch_size=None`` uses the node's full data (deterministic gradients). Momentum buffers
-start at zero in every round. For buffer-free models the clients of each exit run
-vectorised over nodes (``torch.func.vmap`` of ``functional_call``) with the same result
-as the plain loop up to floating-point rounding. Batch-norm statistics are not parameters:
-after a round, each buffer becomes the data-weighted mean of the picked nodes whose part
-contains it.
+start at zero in every round. With ``vectorised=True`` the clients of each exit run at
+once (:mod:`cistheory.train.vectorised`, ``torch.func.vmap`` of ``functional_call``) with
+the same result as the plain loop up to floating-point rounding. Batch-norm statistics are
+not parameters: after a round, each buffer becomes the data-weighted mean of the picked
+nodes whose part contains it.
+
+A part :math:`P_k` is read from ``model.exit_slices(k)``: whole tensors for early exits,
+leading slices for ordered dropout (:mod:`cistheory.train.ordered_dropout`); a client's
+update is zero outside its part's entries.
+
+With ``nodes_per_round = n`` the round first draws :math:`n` of the :math:`N` nodes
+uniformly without replacement and each drawn node picks exit :math:`k` with probability
+:math:`q_{i,k} N / n`; ``q`` is then the table of inclusion probabilities
+:math:`\mathbb P(i \to k)` (:func:`cistheory.system.participation.fixed_count`), so the
+unbiased rule :math:`\beta/q` stays unbiased (Lemma 1 needs only these marginals; the
+variance is that of Lemma 2f in ``docs/theory.md``).
+
+Training runs on ``device`` in ``precision`` (:mod:`cistheory.train.device`); on the CPU
+in float32 every number is what it has always been. The model is moved there for the run
+and back to where it was at the end; every random draw comes from the run's seeded CPU
+generators (selection: numpy; minibatches and augmentation: torch), so a run draws the same
+picks and minibatches on every device.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,10 +66,12 @@ from torch import Tensor
 from .._arrays import as_simplex
 from ..errors import CISInputError
 from ..system.aggregation import aggregation_weights
-from ..system.participation import Participation, check_q
-from .data import Dataset
-from .local import batch_index, local_update
+from ..system.participation import ROW_ATOL, Participation, check_q
+from .data import AUGMENTATIONS, Dataset
+from .device import check_precision, resolve_device
+from .local import local_update
 from .models import EarlyExitModel
+from .vectorised import ClientPlan, LocalSGD, NodeStore, StackedRuns, vectorised_clients
 
 __all__ = [
     "FedConfig",
@@ -59,6 +79,8 @@ __all__ = [
     "RoundRecord",
     "StepSchedule",
     "TrainResult",
+    "check_per_round",
+    "draw_round",
     "exit_objectives",
     "run_federated",
     "select_exits",
@@ -74,7 +96,9 @@ class StepSchedule:
       the diminishing step of Theorem 2;
     - ``"cosine"``: :math:`\eta_t = \eta_{\min} + \tfrac12 (\eta - \eta_{\min})
       (1 + \cos(\pi t / T))` with :math:`T` the number of rounds (``final`` =
-      :math:`\eta_{\min}`).
+      :math:`\eta_{\min}`);
+    - ``"multistep"``: :math:`\eta_t = \eta\, \phi^{|\{m \in M : m \le t\}|}`, the step
+      multiplied by ``factor`` :math:`\phi` at each round of ``milestones`` :math:`M`.
 
     Examples
     --------
@@ -82,31 +106,52 @@ class StepSchedule:
     0.4
     >>> StepSchedule("cosine", lr=0.1, final=0.001)(10, 10)
     0.001
+    >>> s = StepSchedule("multistep", lr=1.0, milestones=(2, 4), factor=0.5)
+    >>> [s(t, 6) for t in range(6)]
+    [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
     """
 
     kind: str = "constant"
     lr: float = 0.1
     gamma: float = 1.0
     final: float = 0.0
+    milestones: tuple[int, ...] = ()
+    factor: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.kind not in {"constant", "inverse", "cosine"}:
-            raise CISInputError("schedule", self.kind, "must be 'constant', 'inverse' or 'cosine'")
+        kinds = ("constant", "inverse", "cosine", "multistep")
+        if self.kind not in kinds:
+            raise CISInputError("schedule", self.kind, f"must be one of {', '.join(kinds)}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise CISInputError("lr", self.lr, "must be a finite number > 0")
         if self.kind == "inverse" and not (math.isfinite(self.gamma) and self.gamma > 0):
             raise CISInputError("gamma", self.gamma, "must be > 0 (eta_0 = b / gamma)")
         if self.kind == "cosine" and not 0 <= self.final <= self.lr:
             raise CISInputError("final", self.final, "must lie in [0, lr]")
+        if self.kind == "multistep":
+            ms = self.milestones
+            if not ms or any(
+                isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 1 for m in ms
+            ) or any(b <= a for a, b in itertools.pairwise(ms)):
+                raise CISInputError(
+                    "milestones", list(ms), "must be increasing rounds >= 1 (at least one)"
+                )
+            if not (math.isfinite(self.factor) and 0 < self.factor < 1):
+                raise CISInputError("factor", self.factor, "must lie in (0, 1)")
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dictionary of the fields."""
-        return {
+        """A JSON-ready dictionary of the fields (``milestones`` and ``factor`` only for a
+        multi-step schedule)."""
+        out: dict[str, Any] = {
             "kind": self.kind,
             "lr": float(self.lr),
             "gamma": float(self.gamma),
             "final": float(self.final),
         }
+        if self.kind == "multistep":
+            out["milestones"] = [int(m) for m in self.milestones]
+            out["factor"] = float(self.factor)
+        return out
 
     def __call__(self, t: int, rounds: int) -> float:
         """Step size of round ``t`` (0-based) of ``rounds``."""
@@ -114,6 +159,8 @@ class StepSchedule:
             return self.lr
         if self.kind == "inverse":
             return self.lr / (self.gamma + t)
+        if self.kind == "multistep":
+            return self.lr * self.factor ** sum(1 for m in self.milestones if m <= t)
         return self.final + 0.5 * (self.lr - self.final) * (1 + math.cos(math.pi * t / rounds))
 
 
@@ -141,10 +188,23 @@ class FedConfig:
         Re-initialise the model from this seed before round 0; ``None`` (the default)
         keeps the values it has (models are initialised from a seeded generator).
     vectorised : bool
-        Run the clients of each exit with ``vmap`` (buffer-free models only).
+        Run the clients of each exit at once with ``vmap``
+        (:mod:`cistheory.train.vectorised`).
     eval_every : int
         Record the full-data objectives :math:`F_k(w_{t+1})` every this many rounds
         (and after the last); 0 = never.
+    device : {"auto", "cpu", "cuda"}
+        Where to train (:func:`cistheory.train.device.resolve_device`).
+    precision : {"fp32", "bf16"}
+        Float32, or bfloat16 mixed precision for the forward and backward passes.
+    nodes_per_round : int or None
+        Draw this many nodes per round uniformly without replacement (``q`` holds the
+        inclusion probabilities, rows summing to at most ``nodes_per_round / N``); ``None``:
+        every node decides independently.
+    augment : {"none", "crop-flip"}
+        Training-time augmentation of images (:func:`cistheory.train.data.crop_flip`).
+    augment_seed : int
+        Seed of the augmentation generator (torch, CPU).
     """
 
     rounds: int = 10
@@ -160,6 +220,11 @@ class FedConfig:
     init_seed: int | None = None
     vectorised: bool = False
     eval_every: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    nodes_per_round: int | None = None
+    augment: str = "none"
+    augment_seed: int = 4
 
     def __post_init__(self) -> None:
         _pos_int(self.rounds, "rounds")
@@ -183,6 +248,15 @@ class FedConfig:
         ev = self.eval_every
         if isinstance(ev, bool) or not isinstance(ev, int) or ev < 0:
             raise CISInputError("eval_every", self.eval_every, "must be an integer >= 0")
+        if self.device not in {"auto", "cpu", "cuda"}:
+            raise CISInputError("device", self.device, "use one of auto, cpu, cuda")
+        check_precision(self.precision)
+        if self.nodes_per_round is not None:
+            _pos_int(self.nodes_per_round, "nodes_per_round")
+        if self.augment not in AUGMENTATIONS:
+            raise CISInputError("augment", self.augment, f"use one of {', '.join(AUGMENTATIONS)}")
+        if self.augment != "none" and self.batch_size is None:
+            raise CISInputError("augment", self.augment, "augmentation needs a batch_size")
         self.schedule  # noqa: B018 - validates a float lr
 
     @property
@@ -224,6 +298,11 @@ class FedConfig:
             "init_seed": None if self.init_seed is None else int(self.init_seed),
             "vectorised": bool(self.vectorised),
             "eval_every": int(self.eval_every),
+            "device": self.device,
+            "precision": self.precision,
+            "nodes_per_round": None if self.nodes_per_round is None else int(self.nodes_per_round),
+            "augment": self.augment,
+            "augment_seed": int(self.augment_seed),
         }
 
 
@@ -289,21 +368,28 @@ class LoopState:
     selection_rng: np.random.Generator
     batch_generator: torch.Generator
     history: list[RoundRecord] = field(default_factory=list)
+    augment_generator: torch.Generator | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary: the model's ``state_dict`` as nested lists, the selection
-        generator's bit-generator state, the batch generator's state as a list of bytes.
+        generator's bit-generator state, the batch (and augmentation) generators' states as
+        lists of bytes.
 
         (A checkpoint, :func:`cistheory.train.checkpoint.save_checkpoint`, keeps the tensors
         and their dtypes instead.)
         """
-        return {
+        out = {
             "rounds_done": int(self.rounds_done),
             "model": _tensors_as_lists(self.model.state_dict()),
             "selection_rng": _plain(self.selection_rng.bit_generator.state),
             "batch_generator": [int(b) for b in self.batch_generator.get_state().tolist()],
             "history": [r.as_dict() for r in self.history],
         }
+        if self.augment_generator is not None:
+            out["augment_generator"] = [
+                int(b) for b in self.augment_generator.get_state().tolist()
+            ]
+        return out
 
 
 @dataclass
@@ -344,20 +430,38 @@ def _plain(x: Any) -> Any:
     return x
 
 
-def select_exits(q: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def select_exits(
+    q: np.ndarray, rng: np.random.Generator, per_round: int | None = None
+) -> np.ndarray:
     r"""Each node picks exit :math:`k` with probability :math:`q_{i,k}` or idles (0).
 
     One uniform :math:`u_i` per node: node :math:`i` picks the first :math:`k` with
     :math:`u_i < \sum_{j \le k} q_{i,j}`, and idles when :math:`u_i \ge \sum_k q_{i,k}`.
 
+    With ``per_round = n``: first ``n`` of the :math:`N` nodes are drawn uniformly without
+    replacement (``rng.choice``), then one uniform per node as above with the conditional
+    probabilities :math:`r_{i,k} = q_{i,k} N / n`; a node not drawn idles. Then
+    :math:`\mathbb P(i \to k) = (n/N)\, r_{i,k} = q_{i,k}`.
+
     Examples
     --------
     >>> select_exits(np.array([[0.0, 1.0], [0.0, 0.0]]), np.random.default_rng(0)).tolist()
     [2, 0]
+    >>> picks = select_exits(np.full((4, 1), 0.5), np.random.default_rng(0), per_round=2)
+    >>> int((picks > 0).sum())
+    2
     """
-    u = np.asarray(rng.random(int(q.shape[0])), dtype=np.float64)
+    n_nodes = int(q.shape[0])
+    drawn = None
+    if per_round is not None:
+        drawn = np.zeros(n_nodes, dtype=bool)
+        drawn[rng.choice(n_nodes, size=int(per_round), replace=False)] = True
+        q = q * (n_nodes / int(per_round))
+    u = np.asarray(rng.random(n_nodes), dtype=np.float64)
     cum = np.cumsum(q, axis=1)
     picked = (u[:, None] < cum).any(axis=1)
+    if drawn is not None:
+        picked &= drawn
     first = np.argmax(u[:, None] < cum, axis=1) + 1
     return np.where(picked, first, 0).astype(np.int64)
 
@@ -407,69 +511,6 @@ def exit_objectives(
     finally:
         model.train(was_training)
     return [float(v) if mk > 0 else None for v, mk in zip(out, part.exit_data, strict=True)]
-
-
-class _Padded:
-    """Node data stacked into padded tensors (for the vectorised clients)."""
-
-    def __init__(self, node_data: Sequence[Dataset]) -> None:
-        self.m = torch.as_tensor([len(d) for d in node_data], dtype=torch.int64)
-        m_max = int(self.m.max())
-        x0, y0 = node_data[0].x, node_data[0].y
-        self.x = x0.new_zeros((len(node_data), m_max, *x0.shape[1:]))
-        self.y = y0.new_zeros((len(node_data), m_max, *y0.shape[1:]))
-        self.mask = torch.zeros(len(node_data), m_max, dtype=x0.dtype)
-        for i, d in enumerate(node_data):
-            self.x[i, : len(d)] = d.x
-            self.y[i, : len(d)] = d.y
-            self.mask[i, : len(d)] = 1.0
-
-
-def _local_vmap(
-    model: EarlyExitModel,
-    k: int,
-    nodes: np.ndarray,
-    padded: _Padded,
-    steps: np.ndarray,
-    u: Tensor | None,
-    lr: float,
-    cfg: FedConfig,
-) -> dict[str, Tensor]:
-    """Local SGD of the nodes ``nodes`` (all on exit ``k``) at once; returns stacked Delta."""
-    from torch.func import functional_call, grad, vmap
-
-    names = model.exit_parameter_names(k)
-    glob = {n: p.detach() for n, p in model.named_parameters() if n in set(names)}
-    g = len(nodes)
-    p = {n: glob[n].unsqueeze(0).expand(g, *glob[n].shape).clone() for n in names}
-    buf = {n: torch.zeros_like(v) for n, v in p.items()}
-    node_t = torch.as_tensor(nodes)
-
-    def loss_one(pk: dict[str, Tensor], xb: Tensor, yb: Tensor, wb: Tensor) -> Tensor:
-        out = functional_call(model, pk, (xb,), {"exit": k})
-        return (model.loss(out, yb, reduction="none") * wb).sum() / wb.sum()
-
-    gfn = vmap(grad(loss_one))
-    m = padded.m[node_t]
-    for s in range(int(steps.max())):
-        if u is None:
-            xb, yb, wb = padded.x[node_t], padded.y[node_t], padded.mask[node_t]
-        else:
-            idx = batch_index(u[:, s], m)
-            rows = node_t.view(-1, 1)
-            xb, yb = padded.x[rows, idx], padded.y[rows, idx]
-            wb = torch.ones(idx.shape, dtype=padded.mask.dtype)
-        grads = gfn(p, xb, yb, wb)
-        active = torch.as_tensor(steps > s)
-        for n in names:
-            d = grads[n] + cfg.weight_decay * p[n] if cfg.weight_decay else grads[n]
-            shape = (g, *([1] * (p[n].dim() - 1)))
-            act = active.view(shape)
-            if cfg.momentum:
-                buf[n] = torch.where(act, cfg.momentum * buf[n] + d, buf[n])
-                d = buf[n]
-            p[n] = torch.where(act, p[n] - lr * d, p[n])
-    return {n: p[n] - glob[n].unsqueeze(0) for n in names}
 
 
 def _resolve_lt(lt: ArrayLike | Callable[[int], ArrayLike], t: int, k: int) -> np.ndarray:
@@ -534,8 +575,34 @@ def run_federated(
     >>> run_federated(m, [ds], [[1.0]], [1.0], cfg).state_dict["blocks.0.weight"].item()
     1.0
     """
-    setup = _LoopSetup.build(model, node_data, q, config)
+    device = resolve_device(config.device, "device")
+    setup = _LoopSetup.build(model, node_data, q, config, device)
     state = _initial_state(model, config, resume)
+    origin = next(model.parameters()).device
+    model.to(device)
+    setup.prepare(device)
+    try:
+        _rounds(setup, state, lt, callback, stop_after)
+    finally:
+        model.to(origin)
+    return TrainResult(
+        state_dict={nm: v.detach().clone() for nm, v in model.state_dict().items()},
+        history=state.history,
+        config=config,
+        q=setup.q,
+        rounds_done=state.rounds_done,
+    )
+
+
+def _rounds(
+    setup: _LoopSetup,
+    state: LoopState,
+    lt: ArrayLike | Callable[[int], ArrayLike],
+    callback: Callable[[LoopState], bool | None] | None,
+    stop_after: int | None,
+) -> None:
+    """Rounds from ``state.rounds_done`` to the end (or ``stop_after`` more, or a stop)."""
+    config = setup.config
     start = state.rounds_done
     end = config.rounds if stop_after is None else min(config.rounds, start + int(stop_after))
     for t in range(start, end):
@@ -544,17 +611,35 @@ def run_federated(
         state.rounds_done = t + 1
         if callback is not None:
             snapshot = LoopState(
-                state.rounds_done, model, state.selection_rng, state.batch_generator, state.history
+                state.rounds_done,
+                setup.model,
+                state.selection_rng,
+                state.batch_generator,
+                state.history,
+                state.augment_generator,
             )
             if callback(snapshot):
                 break
-    return TrainResult(
-        state_dict={nm: v.detach().clone() for nm, v in model.state_dict().items()},
-        history=state.history,
-        config=config,
-        q=setup.q,
-        rounds_done=state.rounds_done,
-    )
+
+
+def check_per_round(q: np.ndarray, per_round: int | None) -> None:
+    r"""With ``per_round = n`` of :math:`N` nodes, every row of ``q`` (the inclusion
+    probabilities :math:`\mathbb P(i \to k)`) must sum to at most :math:`n/N`."""
+    if per_round is None:
+        return
+    n_nodes = q.shape[0]
+    if per_round > n_nodes:
+        raise CISInputError("nodes_per_round", per_round, f"there are only {n_nodes} nodes")
+    rows = q.sum(axis=1)
+    over = rows > per_round / n_nodes + ROW_ATOL
+    if over.any():
+        i = int(np.argmax(over))
+        raise CISInputError(
+            f"q[{i}]",
+            q[i].tolist(),
+            f"sums to {float(rows[i])!r} > {per_round}/{n_nodes}: with {per_round} nodes per "
+            "round q holds inclusion probabilities (cistheory.fixed_count)",
+        )
 
 
 @dataclass
@@ -567,26 +652,38 @@ class _LoopSetup:
     part: Participation
     steps: np.ndarray
     config: FedConfig
-    padded: _Padded | None
-    worker: EarlyExitModel | None
+    device: torch.device
+    store: NodeStore | None = None
+    worker: EarlyExitModel | None = None
 
     @classmethod
     def build(
-        cls, model: EarlyExitModel, node_data: Sequence[Dataset], q: ArrayLike, config: FedConfig
+        cls,
+        model: EarlyExitModel,
+        node_data: Sequence[Dataset],
+        q: ArrayLike,
+        config: FedConfig,
+        device: torch.device,
     ) -> _LoopSetup:
+        """Validate the inputs (nothing is moved yet)."""
         n, kk = len(node_data), model.n_exits
         if n == 0:
             raise CISInputError("node_data", [], "need at least one node")
         qa = check_q(q, shape=(n, kk))
         part = _participation(qa, node_data)
         steps_all = config.node_steps(n)
-        if config.vectorised and any(True for _ in model.buffers()):
-            raise CISInputError(
-                "vectorised", True, "the model has buffers (batch norm); use the loop"
-            )
-        padded = _Padded(node_data) if config.vectorised else None
-        worker = None if config.vectorised else copy.deepcopy(model)
-        return cls(model, node_data, qa, part, steps_all, config, padded, worker)
+        check_per_round(qa, config.nodes_per_round)
+        return cls(model, node_data, qa, part, steps_all, config, device)
+
+    def prepare(self, device: torch.device) -> None:
+        """Node data resident on ``device``; the vectorised store or the loop's worker."""
+        if self.config.vectorised:
+            self.store = NodeStore(self.node_data, device)
+        else:
+            self.node_data = [d.to(device) for d in self.node_data]
+            self.worker = copy.deepcopy(self.model)
+            if device.type == "cuda":
+                self.worker.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 def _initial_state(
@@ -595,18 +692,51 @@ def _initial_state(
     """The generators seeded, or the state of a checkpoint restored; the model in train mode."""
     sel = np.random.default_rng(config.selection_seed)
     gen = torch.Generator().manual_seed(config.batch_seed)
+    aug = None if config.augment == "none" else torch.Generator().manual_seed(config.augment_seed)
     history: list[RoundRecord] = []
     start = 0
     if resume is not None:
         model.load_state_dict(resume["model"])
         sel.bit_generator.state = resume["selection_rng"]
         gen.set_state(resume["batch_generator"])
+        if aug is not None and resume.get("augment_generator") is not None:
+            aug.set_state(resume["augment_generator"])
         history = [RoundRecord(**r) for r in resume["history"]]
         start = int(resume["rounds_done"])
     elif config.init_seed is not None:
+        origin = next(model.parameters()).device
+        model.to("cpu")  # initialisation draws from a CPU generator, on every device
         model.reset_parameters(torch.Generator().manual_seed(config.init_seed))
+        model.to(origin)
     model.train()
-    return LoopState(start, model, sel, gen, history)
+    return LoopState(start, model, sel, gen, history, aug)
+
+
+def draw_round(
+    q: np.ndarray,
+    part: Participation,
+    steps: np.ndarray,
+    config: FedConfig,
+    lt: ArrayLike | Callable[[int], ArrayLike],
+    t: int,
+    state: LoopState,
+) -> tuple[np.ndarray, float, ClientPlan]:
+    """Round ``t``'s training weights, step size and draws (picks, minibatch and
+    augmentation uniforms, in this order from the run's generators)."""
+    lt_t = _resolve_lt(lt, t, q.shape[1])
+    weights = aggregation_weights(part, lt_t, config.aggregation)
+    lr = config.schedule(t, config.rounds)
+    picks = select_exits(q, state.selection_rng, config.nodes_per_round)
+    picked = np.flatnonzero(picks)
+    u_all = aug = None
+    if config.batch_size is not None and picked.size:
+        shape = (picked.size, int(steps[picked].max()), config.batch_size)
+        u_all = torch.rand(shape, generator=state.batch_generator, dtype=torch.float64)
+        if state.augment_generator is not None:
+            aug = torch.rand(
+                (*shape, 3), generator=state.augment_generator, dtype=torch.float64
+            )
+    return lt_t, lr, ClientPlan(picks, weights, u_all, aug, part.data)
 
 
 def _one_round(
@@ -614,25 +744,18 @@ def _one_round(
 ) -> RoundRecord:
     """Round ``t``: picks, minibatch draws, the clients' updates, aggregation, the record."""
     config, model = setup.config, setup.model
-    lt_t = _resolve_lt(lt, t, model.n_exits)
-    weights = aggregation_weights(setup.part, lt_t, config.aggregation)
-    lr = config.schedule(t, config.rounds)
-    picks = select_exits(setup.q, state.selection_rng)
-    picked = np.flatnonzero(picks)
-    u_all = None
-    if config.batch_size is not None and picked.size:
-        u_all = torch.rand(
-            (picked.size, int(setup.steps[picked].max()), config.batch_size),
-            generator=state.batch_generator,
-            dtype=torch.float64,
-        )
-    upd = _Update.zeros(model)
+    lt_t, lr, plan = draw_round(setup.q, setup.part, setup.steps, config, lt, t, state)
     if config.vectorised:
-        _vmap_clients(setup, upd, picks, picked, u_all, weights, lr)
+        assert setup.store is not None
+        stack = StackedRuns.views_of(model)
+        sgd = LocalSGD(lr, config.momentum, config.weight_decay, config.precision)
+        sums = vectorised_clients(model, stack, setup.store, [plan], setup.steps, sgd)
+        stack.apply(*sums, server_lr=config.server_lr)
     else:
-        _loop_clients(setup, upd, picks, picked, u_all, weights, lr)
-    upd.apply(model, config.server_lr)
-    return _record(setup, t, lr, lt_t, picks)
+        upd = _Update.zeros(model)
+        _loop_clients(setup, upd, plan, lr)
+        upd.apply(model, config.server_lr)
+    return _record(setup, t, lr, lt_t, plan.picks)
 
 
 @dataclass
@@ -667,57 +790,27 @@ class _Update:
                 buffers[nm].copy_(b / self.buf_mass[nm] if nm in self.buf_mass else b)
 
 
-def _vmap_clients(
-    setup: _LoopSetup,
-    upd: _Update,
-    picks: np.ndarray,
-    picked: np.ndarray,
-    u_all: Tensor | None,
-    weights: np.ndarray,
-    lr: float,
-) -> None:
-    """The picked clients of each exit at once (vmap); their weighted deltas into ``upd``."""
-    assert setup.padded is not None
-    for k in range(1, setup.model.n_exits + 1):
-        rows = np.flatnonzero(picks[picked] == k)
-        if rows.size == 0:
-            continue
-        nodes = picked[rows]
-        u_k = None if u_all is None else u_all[torch.as_tensor(rows)]
-        deltas = _local_vmap(
-            setup.model, k, nodes, setup.padded, setup.steps[nodes], u_k, lr, setup.config
-        )
-        w = torch.as_tensor(weights[nodes, k - 1], dtype=torch.float64)
-        for nm, dl in deltas.items():
-            upd.agg[nm] += torch.tensordot(w.to(dl.dtype), dl, dims=1)
-
-
-def _loop_clients(
-    setup: _LoopSetup,
-    upd: _Update,
-    picks: np.ndarray,
-    picked: np.ndarray,
-    u_all: Tensor | None,
-    weights: np.ndarray,
-    lr: float,
-) -> None:
+def _loop_clients(setup: _LoopSetup, upd: _Update, plan: ClientPlan, lr: float) -> None:
     """The picked clients one after the other (torch.optim.SGD); deltas and buffers into ``upd``."""
     assert setup.worker is not None
+    config = setup.config
+    picked = np.flatnonzero(plan.picks)
     for r, i in enumerate(picked):
-        k = int(picks[i])
-        u_i = None if u_all is None else u_all[r]
+        k = int(plan.picks[i])
         delta, bufs = local_update(
             setup.model,
             setup.worker,
             k,
             setup.node_data[int(i)],
             int(setup.steps[i]),
-            u_i,
+            None if plan.u is None else plan.u[r],
             lr,
-            momentum=setup.config.momentum,
-            weight_decay=setup.config.weight_decay,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            augment=None if plan.augment is None else plan.augment[r],
+            precision=config.precision,
         )
-        w_ik = float(weights[i, k - 1])
+        w_ik = float(plan.weights[i, k - 1])
         for nm, dl in delta.items():
             upd.agg[nm] += w_ik * dl
         upd.add_buffers(bufs, setup.part.data[i])

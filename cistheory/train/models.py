@@ -41,6 +41,8 @@ __all__ = [
     "EarlyExitModel",
     "EarlyExitResNet18",
     "NestedLinear",
+    "SlicedModule",
+    "exit_flops",
 ]
 
 
@@ -64,6 +66,9 @@ class EarlyExitModel(nn.Module):
     heads: nn.ModuleList
     exit_units: tuple[int, ...]
     n_classes: int | None
+    family: str = "early-exit"
+    """``"early-exit"`` (parts are units and heads) or ``"ordered-dropout"`` (parts are the
+    leading channels of every layer)."""
 
     @property
     def n_exits(self) -> int:
@@ -119,6 +124,43 @@ class EarlyExitModel(nn.Module):
         pre = self._part_prefixes(k)
         return [n for n, _ in self.named_buffers() if n.startswith(pre)]
 
+    def exit_slices(self, k: int) -> dict[str, tuple[slice, ...]]:
+        r"""The part :math:`P_k` entry by entry: for each parameter it touches, the index of
+        its entries in :math:`P_k`.
+
+        The index is a tuple of slices over the leading dimensions (``()`` is the whole
+        tensor, ``(slice(0, 8), slice(0, 4))`` the first 8 rows and 4 columns). An early-exit
+        model's part is a set of whole tensors (the units up to exit :math:`k` and head
+        :math:`k`); an ordered-dropout model's part is the leading slice of every tensor
+        (:mod:`cistheory.train.ordered_dropout`). The loop, the vmapped clients, the
+        many-runs engine and the aggregation read parts only through this method (or
+        :meth:`exit_masks`), so both families train the same way.
+
+        Examples
+        --------
+        >>> NestedLinear(4, (2, 4), n_classes=None, bias=False).exit_slices(1)
+        {'blocks.0.weight': ()}
+        """
+        return {n: () for n in self.exit_parameter_names(k)}
+
+    def exit_masks(self, k: int) -> dict[str, Tensor]:
+        r"""The part :math:`P_k` as boolean masks over the full parameter tensors (``True`` on
+        the entries of :math:`P_k`), one per parameter it touches (:meth:`exit_slices`).
+
+        Examples
+        --------
+        >>> m = NestedLinear(4, (2, 4), n_classes=None, bias=False)
+        >>> [(n, int(v.sum())) for n, v in m.exit_masks(2).items()]
+        [('blocks.0.weight', 2), ('blocks.1.weight', 2)]
+        """
+        params = dict(self.named_parameters())
+        out: dict[str, Tensor] = {}
+        for name, index in self.exit_slices(k).items():
+            mask = torch.zeros(params[name].shape, dtype=torch.bool, device=params[name].device)
+            mask[index] = True
+            out[name] = mask
+        return out
+
     def loss(self, output: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
         r"""Per-sample loss of an exit's output, averaged unless ``reduction="none"``.
 
@@ -144,7 +186,9 @@ class EarlyExitModel(nn.Module):
         Kaiming-uniform with :math:`a = \sqrt5`); normalisation layers get weight 1, bias 0.
         """
         for mod in self.modules():
-            if isinstance(mod, _Slice):
+            if isinstance(mod, SlicedModule):
+                mod.reset(generator)
+            elif isinstance(mod, _Slice):
                 bound = 1.0 / math.sqrt(mod.fan_in)
                 mod.weight.uniform_(-bound, bound, generator=generator)
             elif isinstance(mod, _Bias) and mod.bias is not None:
@@ -162,6 +206,15 @@ class EarlyExitModel(nn.Module):
                     mod.bias.fill_(0.0)
                 if isinstance(mod, nn.BatchNorm2d):
                     mod.reset_running_stats()
+
+
+class SlicedModule(nn.Module):
+    """A layer that initialises itself (:meth:`EarlyExitModel.reset_parameters` calls
+    :meth:`reset`); the base of the ordered-dropout layers."""
+
+    def reset(self, generator: torch.Generator) -> None:
+        """Re-initialise the layer's parameters from ``generator``."""
+        raise NotImplementedError
 
 
 def _out_width(n_classes: int | None) -> int:
@@ -371,11 +424,34 @@ class EarlyExitCNN(EarlyExitModel):
         self.reset_parameters(_init_generator(generator, 0))
 
 
+class _BatchNorm2d(nn.BatchNorm2d):
+    """Batch normalisation in the dtype of its parameters.
+
+    Under bfloat16 autocast the convolutions hand it bfloat16 activations; the statistics
+    and the affine map are computed in float32 (the parameters' dtype) and the result is
+    cast back. In float32 it is ``nn.BatchNorm2d`` unchanged.
+    """
+
+    def forward(self, input: Tensor) -> Tensor:
+        if self.weight is None or input.dtype == self.weight.dtype:
+            return super().forward(input)
+        return super().forward(input.to(self.weight.dtype)).to(input.dtype)
+
+
+class _GroupNorm(nn.GroupNorm):
+    """Group normalisation in the dtype of its parameters (see :class:`_BatchNorm2d`)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        if self.weight is None or input.dtype == self.weight.dtype:
+            return super().forward(input)
+        return super().forward(input.to(self.weight.dtype)).to(input.dtype)
+
+
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
-        return nn.BatchNorm2d(channels)
+        return _BatchNorm2d(channels)
     if kind == "group":
-        return nn.GroupNorm(min(32, channels), channels)
+        return _GroupNorm(min(32, channels), channels)
     raise CISInputError("norm", kind, "must be 'batch' or 'group'")
 
 
@@ -488,3 +564,33 @@ class EarlyExitResNet18(EarlyExitModel):
             )
         self.exit_units = ex
         self.reset_parameters(_init_generator(generator, 0))
+
+
+@torch.no_grad()
+def exit_flops(model: EarlyExitModel, sample: Tensor) -> list[float]:
+    r"""Floating-point operations of one forward pass at each exit on ``sample``.
+
+    Counted by :class:`torch.utils.flop_counter.FlopCounterMode` (matrix products and
+    convolutions, two operations per multiply-add), with the model in eval mode so that
+    batch-norm statistics are not touched. The ratios to the last entry are the relative
+    exit costs :math:`r_k` of the FLOPs-proportional rule.
+
+    Examples
+    --------
+    >>> f = exit_flops(EarlyExitMLP(4, (8, 8), n_classes=2), torch.zeros(1, 4))
+    >>> f == [2 * (4 * 8 + 8 * 2), 2 * (4 * 8 + 8 * 8 + 8 * 2)]
+    True
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    out: list[float] = []
+    try:
+        for k in range(1, model.n_exits + 1):
+            with FlopCounterMode(display=False) as counter:
+                model(sample, exit=k)
+            out.append(float(counter.get_total_flops()))
+    finally:
+        model.train(was_training)
+    return out

@@ -50,10 +50,25 @@ def _parser() -> ArgumentParser:
         action="store_true",
         help="re-plot from the data saved in OUT by an earlier run (nothing is computed)",
     )
+    ap.add_argument(
+        "--engine",
+        choices=("batched", "single"),
+        default="batched",
+        help="train the runs of one data split and seed at once (default) or one by one",
+    )
+    ap.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="cpu",
+        help="where the trainings run (default cpu; auto: a GPU when there is one)",
+    )
     return ap
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ._experiment import set_options
+
+    set_options(engine=args.engine, device=args.device)
     size_name = args.size or "quick"
     names = args.only or list(FIGURES)
     if args.seed < 0:

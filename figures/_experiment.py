@@ -28,13 +28,16 @@ from cistheory.rules import get_rule, rule_inputs
 from ._common import atomic_write_bytes, load_json, write_json
 
 __all__ = [
+    "ENGINES",
     "RunSpec",
     "Setting",
     "evaluate_run",
     "mean_ci",
     "run_grid",
     "run_one",
+    "set_options",
     "train_outputs",
+    "train_outputs_many",
     "workers_for",
 ]
 
@@ -234,20 +237,15 @@ def _train_path(spec: RunSpec, schedule: Sequence[Sequence[float]], cache: Path)
     return cache / f"train-{hashlib.sha256(blob.encode()).hexdigest()[:20]}.npy"
 
 
-def train_outputs(spec: RunSpec, schedule: Sequence[Sequence[float]]) -> np.ndarray:
-    """Train with the given ``lt`` schedule; return the per-exit test logits (N_test, K, C)."""
-    import torch
-
-    from cistheory.train.fedloop import FedConfig, StepSchedule, run_federated
+def _fed_config(spec: RunSpec, root_samples: int, device: str) -> Any:
+    """The loop's configuration of a run: every node takes the same number of local steps,
+    about one epoch of the root's data (the reference's local epochs round(root data / node
+    data)), capped by the setting."""
+    from cistheory.train.fedloop import FedConfig, StepSchedule
 
     s = spec.setting
-    cis, node_data, model = _init_setup(s, spec.data, spec.seed)
-    part = ct.named_policy(cis, spec.participation)
-    _, test = _dataset(s, spec.seed)
-    # every node takes the same number of local steps, about one epoch of the root's data
-    # (the reference's local epochs round(root data / node data)), capped by the setting
-    tau = max(1, min(s.max_tau, math.ceil(len(node_data[0]) / s.batch_size)))
-    cfg = FedConfig(
+    tau = max(1, min(s.max_tau, math.ceil(root_samples / s.batch_size)))
+    return FedConfig(
         rounds=s.rounds,
         tau=tau,
         lr=StepSchedule("cosine", lr=s.lr, final=s.lr_final),
@@ -258,18 +256,81 @@ def train_outputs(spec: RunSpec, schedule: Sequence[Sequence[float]]) -> np.ndar
         batch_seed=spec.seed + 1,
         init_seed=spec.seed + 2,
         vectorised=True,
+        device=device,
     )
+
+
+def train_outputs(
+    spec: RunSpec, schedule: Sequence[Sequence[float]], device: str = "cpu"
+) -> np.ndarray:
+    """Train with the given ``lt`` schedule; return the per-exit test logits (N_test, K, C)."""
+    import torch
+
+    from cistheory.train.fedloop import run_federated
+
+    s = spec.setting
+    cis, node_data, model = _init_setup(s, spec.data, spec.seed)
+    part = ct.named_policy(cis, spec.participation)
+    _, test = _dataset(s, spec.seed)
+    cfg = _fed_config(spec, len(node_data[0]), device)
     run_federated(model, node_data, part.q, lambda t: schedule[t], cfg)
     model.eval()
     with torch.no_grad():
         return torch.stack(model.forward_all(test.x), dim=1).numpy().astype(np.float64)
 
 
-def _train_to_cache(spec: RunSpec, schedule: list[list[float]], path: Path) -> Path:
+def train_outputs_many(
+    items: Sequence[tuple[RunSpec, Sequence[Sequence[float]]]], device: str = "cpu"
+) -> list[np.ndarray]:
+    """Train runs that share their data split, participation, seed and setting at once
+    (:func:`cistheory.train.manyruns.run_many`); the per-exit test logits of each.
+
+    Every run gets what :func:`train_outputs` gives it alone (bitwise on the CPU for the
+    figures' MLP: ``tests/test_train_manyruns.py``, ``tests/test_figures.py``).
+    """
+    import torch
+
+    from cistheory.train.manyruns import Run, run_many
+
+    spec0 = items[0][0]
+    keys = {(s.data, s.participation, s.seed, s.setting) for s, _ in items}
+    if len(keys) != 1:
+        raise ct.CISInputError("items", len(keys), "runs trained at once share data and seed")
+    cis, node_data, model = _init_setup(spec0.setting, spec0.data, spec0.seed)
+    part = ct.named_policy(cis, spec0.participation)
+    _, test = _dataset(spec0.setting, spec0.seed)
+    cfg = _fed_config(spec0, len(node_data[0]), device)
+    runs = [Run(part.q, _schedule_fn(sched), cfg) for _, sched in items]
+    results = run_many(model, node_data, runs)
+    outs = []
+    for res in results:
+        model.load_state_dict(res.state_dict)
+        model.eval()
+        with torch.no_grad():
+            outs.append(torch.stack(model.forward_all(test.x), dim=1).numpy().astype(np.float64))
+    return outs
+
+
+def _schedule_fn(schedule: Sequence[Sequence[float]]) -> Callable[[int], Sequence[float]]:
+    return lambda t: schedule[t]
+
+
+def _save_npy(path: Path, array: np.ndarray) -> Path:
     buf = io.BytesIO()
-    np.save(buf, train_outputs(spec, schedule))
+    np.save(buf, array)
     atomic_write_bytes(path, buf.getvalue())
     return path
+
+
+def _train_to_cache(spec: RunSpec, schedule: list[list[float]], path: Path, device: str) -> Path:
+    return _save_npy(path, train_outputs(spec, schedule, device))
+
+
+def _train_group_to_cache(
+    group: list[tuple[RunSpec, list[list[float]], Path]], device: str
+) -> list[Path]:
+    outs = train_outputs_many([(spec, sched) for spec, sched, _ in group], device)
+    return [_save_npy(path, out) for (_, _, path), out in zip(group, outs, strict=True)]
 
 
 def _single_thread_worker() -> None:
@@ -303,20 +364,50 @@ def evaluate_run(
     }
 
 
+ENGINES: tuple[str, ...] = ("batched", "single")
+"""How :func:`run_grid` trains: ``batched`` runs the trainings that share their data split,
+participation and seed at once (:func:`train_outputs_many`); ``single`` trains them one by
+one (:func:`train_outputs`). Both give the same numbers (bitwise on the CPU)."""
+
+_OPTIONS: dict[str, str] = {"engine": "batched", "device": "cpu"}
+
+
+def set_options(*, engine: str | None = None, device: str | None = None) -> None:
+    """The engine and device :func:`run_grid` uses when its caller names none (set by
+    ``python -m figures --engine ... --device ...`` for every figure of the invocation)."""
+    if engine is not None:
+        if engine not in ENGINES:
+            raise ct.CISInputError("engine", engine, f"use one of {', '.join(ENGINES)}")
+        _OPTIONS["engine"] = engine
+    if device is not None:
+        _OPTIONS["device"] = device
+
+
+# long: sigma estimation, deduplication, the pool of workers and evaluation in one pass
 def run_grid(
     specs: Iterable[RunSpec],
     cache: Path,
     progress: Callable[[int, int, RunSpec], None] | None = None,
     workers: int = 1,
+    *,
+    engine: str | None = None,
+    device: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run every spec not already cached under ``cache``; return all records in order.
 
     The noise constants are estimated once per (data split, seed, participation); the
-    distinct trainings are run in ``workers`` processes (one torch thread each; every
-    training is seeded on its own, so the result does not depend on ``workers``), each
-    written to the cache as it finishes; then every run is evaluated and cached.
+    distinct trainings (keyed by their ``lt`` schedule, so a rule whose weights do not depend
+    on the rate split trains once for every split) are run in ``workers`` processes (one
+    torch thread each; every training is seeded on its own, so the result does not depend on
+    ``workers`` or on ``engine``), each written to the cache as it finishes; then every run is
+    evaluated and cached. With ``engine="batched"`` the trainings of one (data split,
+    participation, seed) train at once (:func:`train_outputs_many`).
     ``progress(done, total, spec)`` is called after each training with the number done.
     """
+    engine = _OPTIONS["engine"] if engine is None else engine
+    device = _OPTIONS["device"] if device is None else device
+    if engine not in ENGINES:
+        raise ct.CISInputError("engine", engine, f"use one of {', '.join(ENGINES)}")
     specs = list(specs)
     cache.mkdir(parents=True, exist_ok=True)
     records: dict[int, dict[str, Any]] = {}
@@ -336,7 +427,51 @@ def run_grid(
     for _, spec, sched, tpath in pending:
         if not tpath.is_file():
             todo.setdefault(tpath, (spec, sched))
-    jobs = list(todo.items())
+    _train_all(todo, engine, device, workers, progress)
+    for j, spec, sched, tpath in pending:
+        sk = (spec.data, spec.seed, spec.participation, spec.setting)
+        rec = evaluate_run(spec, sched, np.asarray(np.load(tpath)))
+        rec["sigma"] = sigmas[sk]
+        write_json(cache / f"run-{spec.key()}.json", rec)
+        records[j] = rec
+    return [records[j] for j in range(len(specs))]
+
+
+def _jobs(
+    todo: dict[Path, tuple[RunSpec, list[list[float]]]], engine: str
+) -> list[list[tuple[RunSpec, list[list[float]], Path]]]:
+    """The trainings as jobs: one each, or one per (data, participation, seed, setting)."""
+    if engine == "single":
+        return [[(spec, sched, path)] for path, (spec, sched) in todo.items()]
+    groups: dict[tuple[str, str, int, Setting], list[tuple[RunSpec, list[list[float]], Path]]]
+    groups = {}
+    for path, (spec, sched) in todo.items():
+        key = (spec.data, spec.participation, spec.seed, spec.setting)
+        groups.setdefault(key, []).append((spec, sched, path))
+    return sorted(groups.values(), key=len, reverse=True)  # longest first: balanced workers
+
+
+def _run_job(job: list[tuple[RunSpec, list[list[float]], Path]], engine: str, device: str) -> int:
+    if engine == "single":
+        spec, sched, path = job[0]
+        _train_to_cache(spec, sched, path, device)
+    else:
+        _train_group_to_cache(job, device)
+    return len(job)
+
+
+def _train_all(
+    todo: dict[Path, tuple[RunSpec, list[list[float]]]],
+    engine: str,
+    device: str,
+    workers: int,
+    progress: Callable[[int, int, RunSpec], None] | None,
+) -> None:
+    """Train every job of ``todo`` (in ``workers`` spawned processes when there are two
+    jobs or more), reporting progress by trainings done."""
+    jobs = _jobs(todo, engine)
+    total = len(todo)
+    done = 0
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -345,26 +480,20 @@ def run_grid(
         with ProcessPoolExecutor(
             workers, mp_context=ctx, initializer=_single_thread_worker
         ) as pool:
-            futures = {
-                pool.submit(_train_to_cache, spec, sched, tpath): spec
-                for tpath, (spec, sched) in jobs
-            }
-            for done, fut in enumerate(as_completed(futures), start=1):
+            futures = {pool.submit(_run_job, job, engine, device): job for job in jobs}
+            for fut in as_completed(futures):
                 fut.result()
-                if progress is not None:
-                    progress(done, len(jobs), futures[fut])
+                for spec, _, _ in futures[fut]:
+                    done += 1
+                    if progress is not None:
+                        progress(done, total, spec)
     else:
-        for done, (tpath, (spec, sched)) in enumerate(jobs, start=1):
-            _train_to_cache(spec, sched, tpath)
-            if progress is not None:
-                progress(done, len(jobs), spec)
-    for j, spec, sched, tpath in pending:
-        sk = (spec.data, spec.seed, spec.participation, spec.setting)
-        rec = evaluate_run(spec, sched, np.asarray(np.load(tpath)))
-        rec["sigma"] = sigmas[sk]
-        write_json(cache / f"run-{spec.key()}.json", rec)
-        records[j] = rec
-    return [records[j] for j in range(len(specs))]
+        for job in jobs:
+            _run_job(job, engine, device)
+            for spec, _, _ in job:
+                done += 1
+                if progress is not None:
+                    progress(done, total, spec)
 
 
 def run_one(spec: RunSpec, sigma: Sequence[float]) -> dict[str, Any]:

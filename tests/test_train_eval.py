@@ -220,3 +220,42 @@ def test_as_dict_is_json_ready() -> None:
     assert json.loads(json.dumps(doc, allow_nan=False)) == doc  # plain types only
     assert doc["accuracy"] == ev.accuracy and doc["exit_served"] == ev.exit_served.tolist()
     assert doc["per_exit_accuracy"] == {str(k): v for k, v in ev.per_exit_accuracy.items()}
+
+
+def test_max_softmax_ranks_differently_from_entropy() -> None:
+    """Three classes: (0.5, 0.5, 0) has the lower entropy (ln2/ln3 = 0.63 against 0.87),
+    (0.6, 0.2, 0.2) the higher top probability; a leaf answering one of the two picks
+    accordingly."""
+    cis = CIS.build(parent=[-1, 0], capacity=[2, 1], arrival=[0, 2], forward=[0, 1])
+    exit1 = np.array([[0.5, 0.5, 0.0], [0.6, 0.2, 0.2]])
+    out = np.stack([exit1, np.full((2, 3), 1 / 3)], axis=1)
+    by_entropy = evaluate_cis(cis, out, [0, 0], kind="probs")
+    by_max = evaluate_cis(cis, out, [0, 0], kind="probs", score="max-softmax")
+    assert by_entropy.served_by.tolist() == [1, 0]
+    assert by_max.served_by.tolist() == [0, 1]
+    assert by_max.score == "max-softmax" and by_max.as_dict()["score"] == "max-softmax"
+    with pytest.raises(CISInputError, match="score"):
+        evaluate_cis(cis, out, [0, 0], kind="probs", score="margin")
+
+
+def test_per_node_and_per_exit_losses_are_the_served_cross_entropies() -> None:
+    rng = np.random.default_rng(4)
+    cis = _star()
+    logits = rng.normal(size=(8, 2, 3))
+    labels = rng.integers(0, 3, size=8)
+    ev = evaluate_cis(cis, logits, labels)
+    by_node: dict[int, list[float]] = {}
+    by_exit: dict[int, list[float]] = {}
+    for r in range(8):
+        node, k = int(ev.served_by[r]), int(ev.served_exit[r])
+        z = logits[r, k - 1]
+        loss = float(np.log(np.exp(z).sum()) - z[labels[r]])  # written out, no shared code
+        by_node.setdefault(node, []).append(loss)
+        by_exit.setdefault(k, []).append(loss)
+    assert ev.per_node_loss.keys() == by_node.keys()
+    for i, v in by_node.items():
+        assert ev.per_node_loss[i] == pytest.approx(np.mean(v), rel=1e-12)
+    for k, v in by_exit.items():
+        assert ev.per_exit_loss[k] == pytest.approx(np.mean(v), rel=1e-12)
+    # probabilities carry no finite loss where a probability is 0: none is reported
+    assert evaluate_cis(cis, np.full((8, 2, 3), 1 / 3), labels, kind="probs").per_node_loss == {}

@@ -11,6 +11,7 @@ function                                statement in ``docs/theory.md``       mo
 ======================================  ====================================  ===============
 :func:`variance_exact`                  Lemma 2 (exact variance)              ``lemma2``
 :func:`variance_bound`                  Lemma 2 (convex bound)                ``lemma2``
+:func:`variance_inclusion`              Lemma 2f (a fixed number per round)   ``lemma2_fixed``
 :func:`chi2`                            Theorem 1 (the divergence)            ``theorem1``
 :func:`bias_bound`                      Theorem 1(a)                          ``theorem1``
 :func:`training_error_bound`            Theorem 1(b), 1(c)                    ``theorem1``
@@ -57,6 +58,7 @@ from __future__ import annotations
 from .corollary import BoundTerms, CISConstants, cis_bound, full_bound
 from .corollary_pm import projected_risk_bound, risk_tail_probability
 from .lemma2 import variance_bound, variance_exact, variance_parts
+from .lemma2_fixed import uniform_inclusion, variance_inclusion
 from .lemma_es import (
     expected_smoothness,
     expected_smoothness_nodes,
@@ -128,7 +130,9 @@ __all__ = [
     "target_error_bound_e",
     "trace_bound",
     "training_error_bound",
+    "uniform_inclusion",
     "variance_bound",
     "variance_exact",
+    "variance_inclusion",
     "variance_parts",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "check_q",
     "deepest_exit",
     "explicit",
+    "fixed_count",
     "named_policy",
     "q_table",
     "shallower_with_probability",
@@ -131,6 +132,9 @@ class Participation:
     q: np.ndarray
     data: FloatArray
     name: str = "explicit"
+    per_round: int | None = None
+    """``n``: ``n`` nodes are drawn per round uniformly without replacement and ``q`` holds
+    the inclusion probabilities (:func:`fixed_count`); ``None``: nodes pick independently."""
 
     @property
     def populations(self) -> BoolArray:
@@ -322,3 +326,41 @@ def q_table(
     )
 
 
+
+
+def fixed_count(part: Participation, per_round: int) -> Participation:
+    r"""``per_round`` of the :math:`N` nodes drawn per round without replacement, each drawn
+    node then training exit :math:`k` with probability ``part.q[i, k]``.
+
+    The reference release samples a fixed number of nodes per round. Node :math:`i` is drawn
+    with probability :math:`\pi_i = n/N` and then picks by its row :math:`r_i` of
+    ``part.q``, so it trains exit :math:`k` with probability
+
+    .. math:: q'_{i,k} = \mathbb P(i \to k) = \frac{n}{N}\, r_{i,k} ,
+
+    the table this returns. The unbiased weights :math:`\beta/q'` keep the aggregate
+    unbiased (Lemma 1 uses only these marginals); the selections of different nodes are no
+    longer independent, and the variance is that of Lemma 2f of ``docs/theory.md``
+    (:func:`cistheory.bounds.variance_inclusion`), bounded by :math:`V(\tilde\lambda, q')`
+    with every node counted as sampled.
+
+    Examples
+    --------
+    >>> from cistheory import reference_cis
+    >>> p = fixed_count(deepest_exit(reference_cis("80-15-5")), 2)
+    >>> p.q[0].round(4).tolist(), p.per_round
+    ([0.0, 0.0, 0.2857], 2)
+    """
+    n = part.q.shape[0]
+    if isinstance(per_round, bool) or not isinstance(per_round, int | np.integer):
+        raise CISInputError("nodes_per_round", per_round, "must be a positive integer")
+    if not 1 <= per_round <= n:
+        raise CISInputError("nodes_per_round", per_round, f"must lie in 1..{n} (the nodes)")
+    if part.per_round is not None:
+        raise CISInputError("nodes_per_round", per_round, "the participation already draws nodes")
+    return Participation(
+        q=part.q * (int(per_round) / n),
+        data=part.data.copy(),
+        name=f"{part.name}, {int(per_round)} of {n} per round",
+        per_round=int(per_round),
+    )

@@ -10,6 +10,8 @@ that is with the lowest normalised softmax entropy at its deepest exit :math:`\k
 
 up to the fraction :math:`s_i / (a_i + \sum_{c} d_c)` of its queue given by the CIS's served
 rates (``docs/theory.md``, Section 1 and Section 7), and forwards the rest to its parent.
+The confidence can also be the maximum softmax probability :math:`\max_c p_{\kappa_i,c}(x)`
+(``score="max-softmax"``, highest first), the reference release's other choice.
 The root answers what its served rate allows; the remainder is dropped load and is
 reported. System accuracy is the served-rate-weighted accuracy, i.e. the accuracy over
 all answered requests.
@@ -22,7 +24,7 @@ This module needs only numpy; torch tensors are accepted and converted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -32,7 +34,18 @@ from .._arrays import BoolArray, FloatArray, IntArray
 from ..errors import CISInputError
 from ..system.tree import CIS
 
-__all__ = ["CISEvaluation", "assign_arrivals", "evaluate_cis", "normalised_entropy"]
+__all__ = [
+    "SCORES",
+    "CISEvaluation",
+    "assign_arrivals",
+    "difficulty",
+    "evaluate_cis",
+    "normalised_entropy",
+]
+
+SCORES: tuple[str, ...] = ("entropy", "max-softmax")
+"""How a node ranks its requests, easiest first: lowest normalised entropy, or highest
+maximum softmax probability."""
 
 
 # Rows of given probabilities must sum to one within this (float32 softmax outputs carry
@@ -93,6 +106,39 @@ def normalised_entropy(
     else:
         raise CISInputError("kind", kind, "use 'logits' or 'probs'")
     return np.clip(h / np.log(c), 0.0, 1.0)
+
+
+def _softmax(z: FloatArray, kind: str) -> FloatArray:
+    if kind == "probs":
+        return z
+    zs = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(zs)
+    return np.asarray(e / e.sum(axis=-1, keepdims=True), dtype=np.float64)
+
+
+def difficulty(
+    outputs: ArrayLike,
+    *,
+    kind: Literal["logits", "probs"] = "logits",
+    score: str = "entropy",
+) -> FloatArray:
+    r"""How hard each request looks to each exit, lower = easier, over the last axis.
+
+    ``score="entropy"``: the normalised entropy :math:`\bar H(p)`
+    (:func:`normalised_entropy`); ``score="max-softmax"``: :math:`-\max_c p_c`.
+
+    Examples
+    --------
+    >>> difficulty([[0.0, 0.0], [50.0, 0.0]], score="max-softmax").tolist()
+    [-0.5, -1.0]
+    """
+    if score == "entropy":
+        return normalised_entropy(outputs, kind=kind)
+    if score != "max-softmax":
+        raise CISInputError("score", score, f"use one of {', '.join(SCORES)}")
+    normalised_entropy(outputs, kind=kind)  # the same checks of the outputs
+    z = np.asarray(_to_numpy(outputs, "outputs"), dtype=np.float64)
+    return np.asarray(-_softmax(z, kind).max(axis=-1), dtype=np.float64)
 
 
 def _largest_remainder(total: int, weights: FloatArray) -> IntArray:
@@ -163,6 +209,12 @@ class CISEvaluation:
         up to the rounding of request counts.
     dropped : int
         Requests not answered (capacity-limited root).
+    node_loss_sum, exit_loss_sum : ndarray, shape (N,) and (K,), or None
+        Sum of the cross-entropy losses of the answers each node (exit) gave, at the exit
+        that answered (from logits only; ``None`` for probabilities, whose loss is infinite
+        where a probability is 0).
+    score : str
+        The difficulty used for the routing (:data:`SCORES`).
     """
 
     accuracy: float
@@ -177,6 +229,32 @@ class CISEvaluation:
     exit_accuracy: FloatArray
     shares: FloatArray
     dropped: int
+    node_loss_sum: FloatArray | None = None
+    exit_loss_sum: FloatArray | None = None
+    score: str = "entropy"
+
+    @property
+    def per_node_loss(self) -> dict[int, float]:
+        """Mean loss of each node on the requests it answered (nodes that answered some;
+        empty without logits)."""
+        if self.node_loss_sum is None:
+            return {}
+        return {
+            i: float(self.node_loss_sum[i] / self.node_served[i])
+            for i in range(self.node_served.size)
+            if self.node_served[i] > 0
+        }
+
+    @property
+    def per_exit_loss(self) -> dict[int, float]:
+        """Mean loss of each exit on the requests it answered (exits from 1)."""
+        if self.exit_loss_sum is None:
+            return {}
+        return {
+            k + 1: float(self.exit_loss_sum[k] / self.exit_served[k])
+            for k in range(self.exit_served.size)
+            if self.exit_served[k] > 0
+        }
 
     @property
     def per_exit_accuracy(self) -> dict[int, float]:
@@ -205,8 +283,11 @@ class CISEvaluation:
             "exit_accuracy": self.exit_accuracy.tolist(),
             "per_exit_accuracy": {str(k): v for k, v in self.per_exit_accuracy.items()},
             "per_node_accuracy": {str(i): v for i, v in self.per_node_accuracy.items()},
+            "per_exit_loss": {str(k): v for k, v in self.per_exit_loss.items()},
+            "per_node_loss": {str(i): v for i, v in self.per_node_loss.items()},
             "node_served": self.node_served.tolist(),
             "dropped": self.dropped,
+            "score": self.score,
         }
 
 
@@ -218,6 +299,7 @@ def evaluate_cis(
     kind: Literal["logits", "probs"] = "logits",
     arrival_node: ArrayLike | None = None,
     rng: np.random.Generator | None = None,
+    score: str = "entropy",
 ) -> CISEvaluation:
     r"""Serve a test set through a CIS, easiest requests first, and score the answers.
 
@@ -245,6 +327,9 @@ def evaluate_cis(
         Node where each request arrives; default :func:`assign_arrivals`.
     rng : numpy Generator, optional
         Shuffles the default assignment (ignored with ``arrival_node``).
+    score : {"entropy", "max-softmax"}
+        Easiest first by lowest normalised entropy (default) or by highest maximum softmax
+        probability (:func:`difficulty`).
 
     Raises
     ------
@@ -263,14 +348,32 @@ def evaluate_cis(
     """
     z, y = _check_outputs(cis, exit_outputs, labels)
     n_test = z.shape[0]
-    ent = normalised_entropy(z, kind=kind)  # (N_test, K)
+    ent = difficulty(z, kind=kind, score=score)  # (N_test, K)
     pred_correct = np.asarray(z, dtype=np.float64).argmax(axis=-1) == y[:, None]  # (N_test, K)
     if arrival_node is None:
         where = assign_arrivals(cis, n_test, rng=rng)
     else:
         where = _check_arrivals(cis, arrival_node, n_test)
     served_by = _route(cis, where, ent)
-    return _score(cis, where.copy(), served_by, pred_correct)
+    ev = _score(cis, where.copy(), served_by, pred_correct)
+    losses = _losses(cis, z, y, ev) if kind == "logits" else (None, None)
+    return replace(ev, node_loss_sum=losses[0], exit_loss_sum=losses[1], score=score)
+
+
+def _losses(
+    cis: CIS, z: NDArray[Any], y: IntArray, ev: CISEvaluation
+) -> tuple[FloatArray, FloatArray]:
+    """Cross-entropy sums of the answers per node and per exit (from logits)."""
+    zz = np.asarray(z, dtype=np.float64)
+    idx = np.flatnonzero(ev.served_by >= 0)
+    k = ev.served_exit[idx] - 1
+    logits = zz[idx, k]  # (answered, C)
+    m = logits.max(axis=-1)
+    lse = m + np.log(np.exp(logits - m[:, None]).sum(axis=-1))
+    loss = lse - logits[np.arange(idx.size), y[idx]]
+    node = np.bincount(ev.served_by[idx], weights=loss, minlength=cis.n_nodes)
+    exit_ = np.bincount(k, weights=loss, minlength=cis.n_exits)
+    return node.astype(np.float64), exit_.astype(np.float64)
 
 
 def _check_outputs(

@@ -82,6 +82,7 @@ __all__ = [
     "check_per_round",
     "draw_round",
     "exit_objectives",
+    "round_record",
     "run_federated",
     "select_exits",
 ]
@@ -500,14 +501,16 @@ def exit_objectives(
     was_training = model.training
     model.eval()
     out = np.zeros(model.n_exits)
+    device = next(model.parameters()).device
     try:
         for i, d in enumerate(node_data):
             ks = np.flatnonzero(qa[i] > 0)
             if ks.size == 0:
                 continue
-            outs = model.forward_all(d.x, upto=int(ks.max()) + 1)
+            outs = model.forward_all(d.x.to(device), upto=int(ks.max()) + 1)
+            y = d.y.to(device)
             for k in ks:
-                out[k] += frac[i, k] * float(model.loss(outs[k], d.y))
+                out[k] += frac[i, k] * float(model.loss(outs[k], y))
     finally:
         model.train(was_training)
     return [float(v) if mk > 0 else None for v, mk in zip(out, part.exit_data, strict=True)]
@@ -820,10 +823,24 @@ def _record(
     setup: _LoopSetup, t: int, lr: float, lt_t: np.ndarray, picks: np.ndarray
 ) -> RoundRecord:
     r"""The round's record, with :math:`F_k(w_{t+1})` and :math:`F_{\tilde\lambda}` when due."""
-    config = setup.config
+    return round_record(setup.model, setup.node_data, setup.q, setup.config, t, lr, lt_t, picks)
+
+
+def round_record(
+    model: EarlyExitModel,
+    node_data: Sequence[Dataset],
+    q: np.ndarray,
+    config: FedConfig,
+    t: int,
+    lr: float,
+    lt_t: np.ndarray,
+    picks: np.ndarray,
+) -> RoundRecord:
+    r"""Round ``t``'s record; :math:`F_k(w_{t+1})` of ``model`` and :math:`F_{\tilde\lambda}`
+    when ``config.eval_every`` says so."""
     rec = RoundRecord(round=t, lr=lr, lt=lt_t.tolist(), picks=picks.tolist())
     if config.eval_every and ((t + 1) % config.eval_every == 0 or t + 1 == config.rounds):
-        fk = exit_objectives(setup.model, setup.node_data, setup.q)
+        fk = exit_objectives(model, node_data, q)
         rec.objectives = fk
         used = [(float(lt_t[k]), fk[k]) for k in range(len(fk)) if lt_t[k] > 0]
         total = 0.0

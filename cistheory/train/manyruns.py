@@ -136,6 +136,7 @@ def run_many(
 
     Examples
     --------
+    >>> import torch
     >>> from cistheory.train.models import NestedLinear
     >>> m = NestedLinear(1, (1,), None, bias=False)
     >>> ds = Dataset(torch.ones(2, 1), torch.ones(2))

@@ -59,13 +59,36 @@ def _parser() -> ArgumentParser:
     ap.add_argument(
         "--device",
         choices=("auto", "cpu", "cuda"),
-        default="cpu",
-        help="where the trainings run (default cpu; auto: a GPU when there is one)",
+        default=None,
+        help="where the trainings run (default: cpu for the figures, auto for --paper: a GPU "
+        "when there is one)",
     )
+    paper = ap.add_argument_group("the paper's grid on CIFAR (--paper)")
+    paper.add_argument(
+        "--paper",
+        action="store_true",
+        help="train the reference experiments on local CIFAR files (see figures/paper.py)",
+    )
+    paper.add_argument("--data-dir", type=Path, help="directory of the CIFAR pickle files")
+    paper.add_argument(
+        "--dataset", choices=("cifar10", "cifar100"), default="cifar10", help="(default cifar10)"
+    )
+    paper.add_argument(
+        "--family",
+        choices=("early-exit", "ordered-dropout"),
+        default="early-exit",
+        help="the model family (default early-exit)",
+    )
+    paper.add_argument(
+        "--precision", choices=("fp32", "bf16"), default="fp32", help="(default fp32)"
+    )
+    paper.add_argument("--seeds", type=int, default=1, help="seeds per cell (default 1)")
     return ap
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.paper:
+        return _paper(args)
     from ._experiment import set_options
 
     set_options(engine=args.engine, device=args.device)
@@ -99,6 +122,33 @@ def _run(args: argparse.Namespace) -> int:
              f"({time.perf_counter() - t0:.1f} s)")
         bar.step(f"{name} done", cost[name])
     emit(f"done: {len(mods)} figure(s) in {time.perf_counter() - t_all:.1f} s -> {out}")
+    return 0
+
+
+def _paper(args: argparse.Namespace) -> int:
+    """``--paper``: the grid of figures/paper.py (bad input: one line, status 2)."""
+    from .paper import SPEC, PaperOptions, run
+
+    if args.size == "full" or args.only:
+        raise CISInputError("--paper", "--full/--only", "runs its own grid; use --tiny or nothing")
+    if args.data_dir is None:
+        raise CISInputError("--data-dir", None, "--paper needs the CIFAR files")
+    if args.seeds < 1:
+        raise CISInputError("--seeds", args.seeds, "must be >= 1")
+    opts = PaperOptions(
+        data_dir=args.data_dir,
+        dataset=args.dataset,
+        family=args.family,
+        device=args.device or "auto",
+        precision=args.precision,
+        size=args.size or "full",
+        seeds=args.seeds,
+    )
+    out = check_folder(args.out, "--out")
+    t0 = time.perf_counter()
+    progress(f"figures: paper: {SPEC.title} ({opts.dataset}, {opts.family}, {opts.size})")
+    paths = run(opts, out, plot_only=args.plot_only)
+    emit(f"paper: wrote {', '.join(p.name for p in paths)} ({time.perf_counter() - t0:.1f} s)")
     return 0
 
 

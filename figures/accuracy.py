@@ -158,8 +158,8 @@ def _series(ax: Any, x: list[float], y: list[float], h: list[float] | None, rule
                 mfc=color if f else "white", mew=1.0, zorder=4, ls="none")
 
 
-def plot(data_path: Path, out: Path) -> list[Path]:
-    """Plot from the JSON written by :func:`compute`.
+def plot(data_path: Path, out: Path, stem: str = "accuracy") -> list[Path]:
+    """Plot from the JSON written by :func:`compute` (files ``stem.png`` and ``stem.pdf``).
 
     The rate splits are evenly spaced along x (labelled by the share served at the end
     devices). Top row: mean system accuracy per rule over seeds. Bottom row: each rule's
@@ -214,10 +214,11 @@ def plot(data_path: Path, out: Path) -> list[Path]:
     fig.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False)
     seeds = len(doc["config"]["seeds"])
     rounds = doc["config"]["setting"]["rounds"]
+    what = doc["config"].get("what", "7-node CIS, digits MLP")
     fig.suptitle(
         f"System accuracy against the share served at the end devices, per rule "
-        f"({seeds} seeds, {rounds} rounds; 7-node CIS, digits MLP)"
+        f"({seeds} seeds, {rounds} rounds; {what})"
     )
-    paths = savefig(fig, out, "accuracy")
+    paths = savefig(fig, out, stem)
     plt.close(fig)
     return paths

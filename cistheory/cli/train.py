@@ -29,7 +29,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from ..train.run import check_output_folder, run_training
 
     cfg = load_config(args.config)
-    out = args.out or cfg.get("output") or str(Path("runs") / Path(args.config).stem)
+    if args.data_dir is not None:
+        cfg["data"]["path"] = args.data_dir
+    stem = args.config.split(":", 1)[1] if args.config.startswith("paper:") else Path(
+        args.config
+    ).stem
+    out = args.out or cfg.get("output") or str(Path("runs") / stem)
     if args.stop_after is not None and args.stop_after < 1:
         raise CISInputError("--stop-after", args.stop_after, "must be >= 1")
     check_output_folder(out, resume=args.resume, force=args.force, field="--out")
@@ -80,7 +85,12 @@ def register(subparsers: Any) -> None:
         "checkpoint.pt to OUT; a folder holding an earlier run is refused unless --resume "
         "or --force.",
     )
-    p.add_argument("config", help="run configuration (.json or .toml; see docs/trainer.md)")
+    p.add_argument(
+        "config",
+        help="run configuration (.json or .toml; see docs/trainer.md), or paper:NAME for a "
+        "shipped reference experiment (e.g. paper:cifar10-7node-equal)",
+    )
+    p.add_argument("--data-dir", help="directory of the dataset's files (overrides data.path)")
     p.add_argument(
         "--out", help="output directory (default: the config's 'output', else runs/<config name>)"
     )

@@ -1,7 +1,8 @@
 """Atomic checkpoints of the federated loop, with every random state.
 
-A checkpoint holds the rounds done, the model's ``state_dict``, the selection generator's
-numpy bit-generator state, the batch generator's torch state, the history and free-form
+A checkpoint holds the rounds done, the model's ``state_dict`` (on the CPU, wherever the run
+trains), the selection generator's numpy bit-generator state, the batch generator's torch
+state (and the augmentation generator's, when the run augments), the history and free-form
 metadata (the digest of the run's configuration). :func:`save_checkpoint` writes to a
 temporary file in the same directory, flushes and fsyncs it, then ``os.replace``-s it over
 the target, so a crash leaves either the old or the new checkpoint, never a torn one.
@@ -54,15 +55,17 @@ def save_checkpoint(
     ...     load_checkpoint(f"{d}/c.pt")["meta"]
     {'run': 'x'}
     """
-    doc = {
+    doc: dict[str, Any] = {
         "format": CHECKPOINT_FORMAT,
         "rounds_done": int(state.rounds_done),
-        "model": {k: v.detach().clone() for k, v in state.model.state_dict().items()},
+        "model": {k: v.detach().cpu().clone() for k, v in state.model.state_dict().items()},
         "selection_rng": state.selection_rng.bit_generator.state,
         "batch_generator": state.batch_generator.get_state(),
         "history": [r.as_dict() for r in state.history],
         "meta": dict(meta or {}),
     }
+    if state.augment_generator is not None:
+        doc["augment_generator"] = state.augment_generator.get_state()
     buf = io.BytesIO()
     torch.save(doc, buf)
     payload = buf.getvalue()
@@ -109,7 +112,11 @@ def load_checkpoint(path: str | Path, *, config_digest: str | None = None) -> di
         doc = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError) as exc:
         raise CISInputError("checkpoint", str(path), f"cannot be read ({exc})") from None
-    if not isinstance(doc, dict) or set(doc) != _KEYS or doc["format"] != CHECKPOINT_FORMAT:
+    if (
+        not isinstance(doc, dict)
+        or set(doc) - {"augment_generator"} != _KEYS
+        or doc["format"] != CHECKPOINT_FORMAT
+    ):
         raise CISInputError("checkpoint", str(path), f"not a format-{CHECKPOINT_FORMAT} checkpoint")
     if config_digest is not None and doc["meta"].get("config_digest") != config_digest:
         raise CISInputError("checkpoint", str(path), "belongs to another configuration")

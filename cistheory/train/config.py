@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from ..system.participation import (
     POLICIES,
     Participation,
     explicit,
+    fixed_count,
     named_policy,
     q_table,
     shallower_with_probability,
@@ -33,27 +35,35 @@ from ..system.participation import (
 from ..system.spec import load_spec, read_document
 from ..system.tree import CIS
 from .data import (
+    AUGMENTATIONS,
     Dataset,
     NodeData,
     digits,
     dirichlet_split,
     load_cifar,
+    load_idx,
     split_by_sizes,
     split_for_cis,
+    split_tiers_dirichlet,
     synthetic_classification,
     synthetic_regression,
 )
+from .device import DEVICES, PRECISIONS
+from .evaluate import SCORES
 from .fedloop import FedConfig, StepSchedule
 from .models import EarlyExitCNN, EarlyExitMLP, EarlyExitModel, EarlyExitResNet18, NestedLinear
+from .ordered_dropout import OrderedDropoutCNN, OrderedDropoutResNet18, check_widths
 
 __all__ = [
     "MAX_ROUNDS",
     "MAX_SAMPLES",
+    "SHIPPED_CONFIGS",
     "Experiment",
     "build_experiment",
     "config_digest",
     "load_config",
     "parse_config",
+    "shipped_config_text",
 ]
 
 MAX_SAMPLES = 10_000_000
@@ -64,11 +74,24 @@ MAX_ROUNDS = 10_000_000
 """The most rounds a configuration may ask for (every round's record is kept)."""
 
 _MODELS = ("nested-linear", "mlp", "cnn", "resnet18")
-_DATASETS = ("synthetic", "synthetic-regression", "digits", "cifar10", "cifar100")
+_FAMILIES = ("early-exit", "ordered-dropout")
+_DATASETS = (
+    "synthetic",
+    "synthetic-regression",
+    "digits",
+    "cifar10",
+    "cifar100",
+    "mnist",
+    "fashion-mnist",
+)
+_SPLITS = ("cis", "equal", "dirichlet", "cis-dirichlet")
 _RULES = (*RULE_NAMES, "explicit")
 _SIZES = Field("list", min_items=1, item=Field("int", low=1))
 _CLASSES = Field("int", low=2)
 _SEED = Field("int", low=0, high=2**63 - 1)
+
+_FAMILY = Field("str", choices=_FAMILIES)
+_WIDTHS = Field("list", min_items=1, item=Field("number", above=0.0, high=1.0))
 
 _TOP: dict[str, Field] = {
     "spec": Field("str", required=True),
@@ -80,23 +103,26 @@ _TOP: dict[str, Field] = {
     "rule": Field("table"),
     "train": Field("table"),
     "seeds": Field("table"),
+    "serving": Field("table"),
 }
 _MODEL_FIELDS: dict[str, dict[str, Field]] = {
     "nested-linear": {"dims": _SIZES, "bias": Field("bool"), "n_classes": _CLASSES},
     "mlp": {"hidden": _SIZES, "n_classes": _CLASSES},
-    "cnn": {"channels": _SIZES, "n_classes": _CLASSES},
+    "cnn": {"channels": _SIZES, "n_classes": _CLASSES, "family": _FAMILY, "widths": _WIDTHS},
     "resnet18": {
         "exits": Field("list", min_items=1, item=Field("int", low=1, high=17)),
         "width": Field("int", low=1),
         "norm": Field("str", choices=("batch", "group")),
         "n_classes": _CLASSES,
+        "family": _FAMILY,
+        "widths": _WIDTHS,
     },
 }
 """The fields of each model's section besides ``name``."""
 _WHY_SAMPLES = "data are held in memory"
 _DATA: dict[str, Field] = {
     "name": Field("str", choices=_DATASETS),
-    "split": Field("str", choices=("cis", "equal", "dirichlet")),
+    "split": Field("str", choices=_SPLITS),
     "samples": Field("int", low=1, high=MAX_SAMPLES, why=_WHY_SAMPLES),
     "heterogeneity": Field("number", low=0.0),
     "test_samples": Field("int", low=0, high=MAX_SAMPLES, why=_WHY_SAMPLES),
@@ -107,11 +133,13 @@ _DATA: dict[str, Field] = {
     "difficulty_probs": Field("list", min_items=1),
     "noise": Field("number", low=0.0),
     "label": Field("str", choices=("fine", "coarse")),
+    "augment": Field("str", choices=AUGMENTATIONS),
 }
 _PARTICIPATION: dict[str, Field] = {
     "policy": Field("str", choices=(*POLICIES, "shallower", "explicit")),
     "prob": Field("any"),
     "q": Field("any"),
+    "nodes_per_round": Field("int", low=1),
 }
 _RULE: dict[str, Field] = {
     "name": Field("str", choices=_RULES),
@@ -125,7 +153,7 @@ _TRAIN: dict[str, Field] = {
     "rounds": Field("int", low=1, high=MAX_ROUNDS),
     "tau": Field("any"),
     "lr": Field("number", above=0.0),
-    "schedule": Field("str", choices=("constant", "inverse", "cosine")),
+    "schedule": Field("str", choices=("constant", "inverse", "cosine", "multistep")),
     "gamma": Field("number", above=0.0),
     "final_lr": Field("number", low=0.0),
     "server_lr": Field("number", above=0.0),
@@ -135,12 +163,50 @@ _TRAIN: dict[str, Field] = {
     "aggregation": Field("str", choices=("unbiased", "multiplicative")),
     "vectorised": Field("bool"),
     "eval_every": Field("int", low=0),
+    "device": Field("str", choices=DEVICES),
+    "precision": Field("str", choices=PRECISIONS),
+    "milestones": Field("list", min_items=1, item=Field("int", low=1)),
+    "lr_factor": Field("number", above=0.0, below=1.0),
 }
-_SEEDS: dict[str, Field] = {name: _SEED for name in ("selection", "batch", "init", "data")}
+_SEEDS: dict[str, Field] = {
+    name: _SEED for name in ("selection", "batch", "init", "data", "augment")
+}
+_SERVING: dict[str, Field] = {"score": Field("str", choices=SCORES)}
+
+SHIPPED_CONFIGS: tuple[str, ...] = tuple(
+    f"{ds}-{variant}"
+    for ds in ("cifar10", "cifar100")
+    for variant in ("7node-equal", "7node-2x", "7node-tiny", "7node-tiny-p40", "100node-dirichlet")
+)
+"""The reference experiments shipped as configurations (``cistheory/data/configs/``), loaded
+by :func:`load_config` as ``paper:NAME``: CIFAR-10 (exits 3-9-17) and CIFAR-100 (9-13-17),
+the 7-node tree with the equal, 2x and tiny data splits (tiny also with p40 participation)
+and the 100-node tree with the Dirichlet(0.5) split of the end devices' data; 100 rounds of
+SGD (lr 0.1, momentum 0.9, weight decay 5e-4, batch 128, cosine to 0.01), local epochs of
+about one root epoch, crop-and-flip augmentation."""
+
+
+def shipped_config_text(name: str) -> str:
+    """The text of the shipped configuration ``name`` (one of :data:`SHIPPED_CONFIGS`).
+
+    Examples
+    --------
+    >>> "rounds = 100" in shipped_config_text("cifar10-7node-equal")
+    True
+    """
+    from importlib import resources
+
+    if name not in SHIPPED_CONFIGS:
+        raise CISInputError("config", f"paper:{name}", f"use one of {list(SHIPPED_CONFIGS)}")
+    path = resources.files("cistheory") / "data" / "configs" / f"{name}.toml"
+    return path.read_text(encoding="utf-8")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a JSON (``.json``) or TOML (``.toml``) configuration and validate it."""
+    """Read a JSON (``.json``) or TOML (``.toml``) configuration and validate it;
+    ``paper:NAME`` reads the shipped configuration ``NAME`` (:data:`SHIPPED_CONFIGS`)."""
+    if isinstance(path, str) and path.startswith("paper:"):
+        return parse_config(tomllib.loads(shipped_config_text(path[len("paper:") :])))
     doc = read_document(path, "config")
     if not isinstance(doc, Mapping):
         raise CISInputError("config", str(path), "the top level must be a table (an object)")
@@ -177,6 +243,9 @@ def parse_config(doc: Mapping[str, Any]) -> dict[str, Any]:
         "train": train,
         "seeds": seeds,
     }
+    serving = check_table(top.get("serving", {}), _SERVING, "serving")
+    if serving:  # only when given: configurations without it keep their digest
+        out["serving"] = serving
     fed_config(out)  # validates the loop's fields together (e.g. final_lr <= lr)
     return out
 
@@ -200,7 +269,12 @@ def _model_section(sec: Mapping[str, Any]) -> dict[str, Any]:
     )
     name = head["name"]
     rest = {k: v for k, v in sec.items() if k != "name"} if isinstance(sec, Mapping) else sec
-    return {"name": name, **check_table(rest, _MODEL_FIELDS[name], "model")}
+    model = {"name": name, **check_table(rest, _MODEL_FIELDS[name], "model")}
+    if "widths" in model:
+        if model.get("family", "early-exit") != "ordered-dropout":
+            raise CISInputError("model.widths", model["widths"], "only for ordered-dropout")
+        check_widths(model["widths"])
+    return model
 
 
 def _data_section(sec: Mapping[str, Any]) -> dict[str, Any]:
@@ -248,7 +322,12 @@ def fed_config(cfg: Mapping[str, Any]) -> FedConfig:
     kind = tr.get("schedule", "constant")
     lr = float(tr.get("lr", 0.1))
     sched = StepSchedule(
-        kind, lr, gamma=float(tr.get("gamma", 1.0)), final=float(tr.get("final_lr", 0.0))
+        kind,
+        lr,
+        gamma=float(tr.get("gamma", 1.0)),
+        final=float(tr.get("final_lr", 0.0)),
+        milestones=tuple(tr.get("milestones", ())),
+        factor=float(tr.get("lr_factor", 0.1)),
     )
     tau = tr.get("tau", 1)
     if tau == "root-epoch":
@@ -269,6 +348,11 @@ def fed_config(cfg: Mapping[str, Any]) -> FedConfig:
         init_seed=int(seeds["init"]),
         vectorised=bool(tr.get("vectorised", False)),
         eval_every=int(tr.get("eval_every", 1)),
+        device=str(tr.get("device", "auto")),
+        precision=str(tr.get("precision", "fp32")),
+        nodes_per_round=cfg["participation"].get("nodes_per_round"),
+        augment=str(cfg["data"].get("augment", "none")),
+        augment_seed=int(seeds.get("augment", 4)),
     )
 
 
@@ -339,10 +423,13 @@ def _load_data(cfg: Mapping[str, Any], cis: CIS, images: bool) -> tuple[NodeData
     else:
         if "path" not in d:
             raise CISInputError("data.path", None, f"{name} needs the directory of its files")
-        variant = name
-        label = d.get("label", "fine")
-        pool = load_cifar(d["path"], variant=variant, train=True, label=label)
-        test = load_cifar(d["path"], variant=variant, train=False, label=label)
+        if name in {"mnist", "fashion-mnist"}:
+            pool = load_idx(d["path"], variant=name, train=True)
+            test = load_idx(d["path"], variant=name, train=False)
+        else:
+            label = d.get("label", "fine")
+            pool = load_cifar(d["path"], variant=name, train=True, label=label)
+            test = load_cifar(d["path"], variant=name, train=False, label=label)
     if not images:
         pool = Dataset(pool.x.reshape(len(pool), -1), pool.y)
         test = Dataset(test.x.reshape(len(test), -1), test.y)
@@ -350,6 +437,9 @@ def _load_data(cfg: Mapping[str, Any], cis: CIS, images: bool) -> tuple[NodeData
     if d["split"] == "dirichlet":
         sub = pool.subset(np.sort(rng.permutation(len(pool))[:total]))
         return dirichlet_split(sub, cis.n_nodes, float(d.get("alpha", 0.5)), rng=rng), test
+    if d["split"] == "cis-dirichlet":
+        alpha = float(d.get("alpha", 0.5))
+        return split_tiers_dirichlet(pool, cis, alpha, rng=rng, total=total), test
     if d["split"] == "cis" and cis.data_given:
         return split_for_cis(pool, cis, rng=rng, total=total), test
     return split_by_sizes(pool, [total // cis.n_nodes] * cis.n_nodes, rng=rng), test
@@ -373,6 +463,8 @@ def _build_model(cfg: Mapping[str, Any], k: int, data: list[Dataset]) -> EarlyEx
     elif name == "mlp":
         hidden = tuple(m.get("hidden", (32,) * k))
         model = EarlyExitMLP(int(x.shape[1]), hidden, n_classes, generator=gen)
+    elif m.get("family", "early-exit") == "ordered-dropout":
+        model = _ordered_dropout_model(m, k, int(x.shape[1]), n_classes, gen)
     elif name == "cnn":
         channels = tuple(m.get("channels", tuple(16 * 2**j for j in range(k))))
         model = EarlyExitCNN(int(x.shape[1]), channels, n_classes, generator=gen)
@@ -392,6 +484,23 @@ def _build_model(cfg: Mapping[str, Any], k: int, data: list[Dataset]) -> EarlyEx
     return model
 
 
+def _ordered_dropout_model(
+    m: Mapping[str, Any], k: int, in_channels: int, n_classes: int | None, gen: torch.Generator
+) -> EarlyExitModel:
+    """The width-nested CNN or ResNet-18 (widths default to 0.25, 0.5, 1.0 for 3 exits,
+    ``j / K`` otherwise)."""
+    default = (0.25, 0.5, 1.0) if k == 3 else tuple((j + 1) / k for j in range(k))
+    widths = check_widths(m.get("widths", default))
+    if m["name"] == "cnn":
+        channels = tuple(m.get("channels", (16, 32, 64)))
+        return OrderedDropoutCNN(in_channels, channels, n_classes, widths=widths, generator=gen)
+    if n_classes is None:
+        raise CISInputError("model.name", m["name"], "resnet18 is a classifier")
+    return OrderedDropoutResNet18(
+        widths, n_classes, in_channels=in_channels, width=int(m.get("width", 64)), generator=gen
+    )
+
+
 def _participation(cfg: Mapping[str, Any], cis: CIS, sizes: np.ndarray) -> Participation:
     p = cfg["participation"]
     if p["policy"] in POLICIES:
@@ -407,7 +516,10 @@ def _participation(cfg: Mapping[str, Any], cis: CIS, sizes: np.ndarray) -> Parti
         if "q" not in p:
             raise CISInputError("participation.q", None, "'explicit' needs the table q")
         part = explicit(cis, q_table(cis, p["q"]))
-    return Participation(q=part.q, data=sizes, name=part.name)
+    part = Participation(q=part.q, data=sizes, name=part.name)
+    if p.get("nodes_per_round") is not None:
+        part = fixed_count(part, int(p["nodes_per_round"]))
+    return part
 
 
 def _rule(

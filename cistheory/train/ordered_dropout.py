@@ -103,7 +103,7 @@ class _Conv(SlicedModule):
     def slices(self, k: int) -> dict[str, tuple[slice, ...]]:
         rows = slice(0, self.c_out[k - 1])
         cols = slice(0, self.c_in[k - 1]) if self.slice_input else slice(None)
-        out = {"weight": (rows, cols)}
+        out: dict[str, tuple[slice, ...]] = {"weight": (rows, cols)}
         if self.bias is not None:
             out["bias"] = (rows,)
         return out

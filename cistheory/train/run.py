@@ -23,6 +23,7 @@ from ..errors import CISInputError
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Experiment, build_experiment, config_digest
 from .data import Dataset
+from .device import resolve_device
 from .evaluate import evaluate_cis
 from .fedloop import LoopState, RoundRecord, TrainResult, exit_objectives, run_federated
 from .models import EarlyExitModel
@@ -31,6 +32,7 @@ __all__ = [
     "OUTPUTS",
     "check_output_folder",
     "checkpoint_to_resume",
+    "exit_outputs",
     "results_document",
     "run_training",
     "write_outputs",
@@ -60,14 +62,38 @@ def _test_metrics(model: EarlyExitModel, test: Dataset, chunk: int = 512) -> dic
     return {"test_mse": (sq / n).tolist()}
 
 
-def _cis_metrics(model: EarlyExitModel, test: Dataset, cis: Any, seed: int) -> dict[str, Any]:
-    """Serve the test set through the CIS (easiest requests first): system accuracy."""
+@torch.no_grad()
+def exit_outputs(
+    model: EarlyExitModel, test: Dataset, device: torch.device, chunk: int = 1024
+) -> np.ndarray:
+    """Logits of every exit for every test sample, (N_test, K, C), float64 on the CPU.
+
+    On the CPU a test set of up to ``8 * chunk`` samples goes through at once (as it always
+    has: the same numbers), a larger one (CIFAR's 10,000 images) chunk by chunk to bound the
+    memory; on a GPU, chunk by chunk on the device."""
     model.eval()
-    with torch.no_grad():
-        outs = torch.stack(model.forward_all(test.x), dim=1).double().numpy()
-    model.train()
-    ev = evaluate_cis(cis, outs, test.y.numpy(), rng=np.random.default_rng(seed))
+    try:
+        if device.type == "cpu" and len(test) <= 8 * chunk:
+            return torch.stack(model.forward_all(test.x), dim=1).double().numpy()
+        model.to(device)
+        parts = [
+            torch.stack(model.forward_all(test.x[s : s + chunk].to(device)), dim=1).double().cpu()
+            for s in range(0, len(test), chunk)
+        ]
+        return torch.cat(parts).numpy()
+    finally:
+        model.cpu()
+        model.train()
+
+
+def _cis_metrics(
+    outs: np.ndarray, test: Dataset, cis: Any, seed: int, score: str
+) -> dict[str, Any]:
+    """Serve the test set through the CIS (easiest requests first): system accuracy, and the
+    loss, top-1 accuracy and count of the requests each node and each exit answered."""
+    ev = evaluate_cis(cis, outs, test.y.numpy(), rng=np.random.default_rng(seed), score=score)
     served = ev.exit_served
+    node_loss, exit_loss = ev.per_node_loss, ev.per_exit_loss
     return {
         "system_accuracy": float(ev.accuracy),
         "served_accuracy_per_exit": [
@@ -75,6 +101,28 @@ def _cis_metrics(model: EarlyExitModel, test: Dataset, cis: Any, seed: int) -> d
         ],
         "served_shares": [float(x) for x in ev.shares],
         "dropped_requests": int(ev.dropped),
+        "serving_score": score,
+        "per_node": [
+            {
+                "node": str(cis.node_ids[i]),
+                "exit": int(cis.capacity[i]),
+                "served": int(ev.node_served[i]),
+                "accuracy": float(ev.node_correct[i] / ev.node_served[i])
+                if ev.node_served[i]
+                else None,
+                "loss": node_loss.get(i),
+            }
+            for i in range(cis.n_nodes)
+        ],
+        "per_exit": [
+            {
+                "exit": k + 1,
+                "served": int(served[k]),
+                "accuracy": float(ev.exit_correct[k] / served[k]) if served[k] else None,
+                "loss": exit_loss.get(k + 1),
+            }
+            for k in range(cis.n_exits)
+        ],
     }
 
 
@@ -159,6 +207,7 @@ def run_training(
         An output folder that cannot be used (:func:`check_output_folder`), ``resume``
         without a checkpoint, a corrupt checkpoint, or one of another configuration or model.
     """
+    resolve_device(cfg["train"].get("device", "auto"), "train.device")  # before any write
     out = check_output_folder(out_dir, resume=resume, force=force)
     digest = config_digest(cfg)
     exp = build_experiment(cfg)
@@ -242,11 +291,15 @@ def results_document(
         "final_objectives": fk,
         "history": [r.as_dict() for r in res.history],
     }
+    results["device"] = str(resolve_device(exp.fed.device))
+    results["precision"] = exp.fed.precision
     if exp.test is not None and len(exp.test):
         results.update(_test_metrics(exp.model, exp.test))
         if exp.model.task == "classification":
             seed = int(cfg.get("seeds", {}).get("data", 0))
-            results.update(_cis_metrics(exp.model, exp.test, exp.cis, seed))
+            outs = exit_outputs(exp.model, exp.test, resolve_device(exp.fed.device))
+            score = str(cfg.get("serving", {}).get("score", "entropy"))
+            results.update(_cis_metrics(outs, exp.test, exp.cis, seed, score))
     return results
 
 

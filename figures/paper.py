@@ -51,10 +51,10 @@ SPEC = FigureSpec(
 
 RULES = ("serving-rate", "equal", "flops", "opt-err", "balanced-adj")
 VARIANTS = ("7node-equal", "7node-2x", "7node-tiny", "7node-tiny-p40", "100node-dirichlet")
-TINY = {
-    "variants": ("7node-equal", "7node-tiny-p40"),
-    "splits": ("80-15-5", "5-15-80"),
-    "rules": ("serving-rate", "equal"),
+TINY_VARIANTS = ("7node-equal", "7node-tiny-p40")
+TINY_SPLITS = ("80-15-5", "5-15-80")
+TINY_RULES = ("serving-rate", "equal")
+TINY: dict[str, Any] = {
     "train": {"rounds": 2, "batch_size": 16, "tau": 2, "checkpoint_every": 1},
     "model": {"width": 2},
     "samples": 240,
@@ -114,11 +114,10 @@ def cell_config(
     doc["train"]["device"] = opts.device
     doc["train"]["precision"] = opts.precision
     if opts.size == "tiny":
-        tiny: dict[str, Any] = TINY
-        doc["train"].update({k: v for k, v in tiny["train"].items() if k != "checkpoint_every"})
-        doc["checkpoint_every"] = tiny["train"]["checkpoint_every"]
-        doc["model"].update(tiny["model"])
-        doc["data"]["samples"] = tiny["samples"]
+        doc["train"].update({k: v for k, v in TINY["train"].items() if k != "checkpoint_every"})
+        doc["checkpoint_every"] = TINY["train"]["checkpoint_every"]
+        doc["model"].update(TINY["model"])
+        doc["data"]["samples"] = TINY["samples"]
     if opts.family == "ordered-dropout":
         doc["model"] = {
             "name": "resnet18",
@@ -230,9 +229,9 @@ def compute(opts: PaperOptions, out: Path, progress: Callable[[str], None] | Non
     from .accuracy import summarise
 
     tiny = opts.size == "tiny"
-    variants = TINY["variants"] if tiny else VARIANTS
-    splits = TINY["splits"] if tiny else ct.RATE_SPLITS
-    rules = TINY["rules"] if tiny else RULES
+    variants: tuple[str, ...] = TINY_VARIANTS if tiny else VARIANTS
+    splits: tuple[str, ...] = TINY_SPLITS if tiny else ct.RATE_SPLITS
+    rules: tuple[str, ...] = TINY_RULES if tiny else RULES
     cells = [
         (variant, split, rule, seed)
         for variant in variants

@@ -80,6 +80,7 @@ def _federated(make: str, vectorised: bool) -> dict[str, Any]:
         batch_seed=4,
         init_seed=5,
         eval_every=1,
+        device="cpu",  # the reference is of CPU results (recorded before devices existed)
     )
     model = models[make]()
     res = run_federated(model, nodes, q, [0.2, 0.3, 0.5], cfg)
@@ -116,6 +117,7 @@ batch_size = 8
 momentum = 0.9
 weight_decay = 0.0005
 vectorised = {vectorised}
+device = "cpu"
 """
 
 

@@ -59,3 +59,22 @@ def test_cpu_fp32_results_are_bitwise_unchanged(case: str) -> None:
     finally:
         torch.set_num_threads(threads)
     _compare(json.loads(json.dumps(got)), GOLDEN["cases"][case], case)
+
+
+def test_figure_records_are_unchanged_by_the_many_runs_engine() -> None:
+    """The tiny accuracy and p40 figures, now trained many runs at once, give the records
+    recorded from the one-by-one trainings before the engine existed."""
+    got = json.loads(json.dumps(golden_train.figure_runs()))
+    _compare(got, GOLDEN["figures"], "figures")
+
+
+def test_engines_write_the_same_records(tmp_path: Any) -> None:
+    from figures import accuracy
+    from figures._experiment import RunSpec, run_grid
+
+    cfg = accuracy.CONFIG["tiny"]
+    specs = [RunSpec(split, "tiny", rule, 2, setting=cfg["setting"])
+             for split in cfg["splits"] for rule in cfg["rules"]]
+    single = run_grid(specs, tmp_path / "single", engine="single")
+    batched = run_grid(specs, tmp_path / "batched", engine="batched")
+    assert single == batched

@@ -145,6 +145,7 @@ def _paper(args: argparse.Namespace) -> int:
         seeds=args.seeds,
     )
     out = check_folder(args.out, "--out")
+    opts.files()  # the dataset's files are there, before anything is printed or written
     t0 = time.perf_counter()
     progress(f"figures: paper: {SPEC.title} ({opts.dataset}, {opts.family}, {opts.size})")
     paths = run(opts, out, plot_only=args.plot_only)

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -25,15 +26,24 @@ from pathlib import Path
 from typing import Any
 
 
-def _run(engine: str, out: Path, size: str, only: list[str]) -> float:
+def _run(engine: str, out: Path, size: str, only: list[str]) -> tuple[float, dict[str, float]]:
+    """Wall seconds of one ``python -m figures`` and each figure's own seconds (from its
+    ``NAME: wrote ... (X s)`` line)."""
     cmd = [sys.executable, "-m", "figures", "--engine", engine, "--out", str(out)]
     if size != "quick":
         cmd.append(f"--{size}")
     for name in only:
         cmd += ["--only", name]
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    proc = subprocess.run(
+        cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    wall = time.perf_counter() - t0
+    per = {
+        m.group(1): float(m.group(2))
+        for m in re.finditer(r"^(\w+): wrote .* \(([\d.]+) s\)$", proc.stdout, re.M)
+    }
+    return wall, per
 
 
 def _compare(a: Path, b: Path) -> dict[str, Any]:
@@ -50,8 +60,8 @@ def main() -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        single = _run("single", Path(tmp) / "single", args.size, args.only)
-        batched = _run("batched", Path(tmp) / "batched", args.size, args.only)
+        single, single_per = _run("single", Path(tmp) / "single", args.size, args.only)
+        batched, batched_per = _run("batched", Path(tmp) / "batched", args.size, args.only)
         cmp = _compare(Path(tmp) / "single", Path(tmp) / "batched")
     doc = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
@@ -60,6 +70,7 @@ def main() -> None:
         "single_s": single,
         "batched_s": batched,
         "speedup": single / batched,
+        "per_figure_s": {"single": single_per, "batched": batched_per},
         **cmp,
     }
     if args.json:
@@ -72,6 +83,9 @@ def main() -> None:
     print(f"  --engine single : {single:8.1f} s")
     print(f"  --engine batched: {batched:8.1f} s")
     print(f"  speed-up        : {single / batched:8.2f}x")
+    for name in single_per:
+        b = batched_per.get(name, float("nan"))
+        print(f"    {name:<14} {single_per[name]:8.1f} s -> {b:8.1f} s")
     print(
         f"  data files identical: {len(cmp['identical'])}/{len(cmp['files'])}"
         + (

@@ -157,6 +157,63 @@ def test_resume_from_either_side(tmp_path: Path, first: str) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+OD_CNN = 'name = "cnn"\nfamily = "ordered-dropout"\nchannels = [4, 8]'
+
+
+def od_config(path: Path, rounds: int = 2) -> Path:
+    """An ordered-dropout CNN on the digit images, crop-and-flip augmentation, p40 with 4 of
+    the 7 nodes drawn per round: the trainer's options the round draws depend on."""
+    config = write_config(path, "p40", "unbiased", rounds=rounds, model=OD_CNN)
+    text = config.read_text(encoding="utf-8")
+    text = text.replace("samples = 1437", 'samples = 1437\naugment = "crop-flip"')
+    text = text.replace('policy = "p40"', 'policy = "p40"\nnodes_per_round = 4')
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+def test_ordered_dropout_augmentation_and_fixed_count_as_the_trainer(tmp_path: Path) -> None:
+    """Parts as channel slices (only the part's entries travel), the augmentation uniforms and
+    the fixed-count draw: bitwise the trainer, also when the trainer resumes a Flower
+    checkpoint (the augmentation generator travels in it)."""
+    config = od_config(tmp_path / "run.toml")
+    got = flower_run(config, tmp_path / "flower")
+    ref = run_training(load_config(config), tmp_path / "ref")
+    a, b = model_pt(tmp_path / "flower"), model_pt(tmp_path / "ref")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert got["history"] == ref["history"]
+    assert all(0 < sum(p > 0 for p in r["picks"]) <= 4 for r in got["history"])
+    assert max_diff(a, load_problem(config).experiment.model.state_dict()) > 0.01
+    flower_run(config, tmp_path / "split", stop_after=1)
+    run_training(load_config(config), tmp_path / "split", resume=True)
+    c = model_pt(tmp_path / "split")
+    assert all(torch.equal(c[k], b[k]) for k in c)
+
+
+def test_ordered_dropout_parts_travel_as_slices() -> None:
+    """Part P_1 of a width-nested model: only its leading channels travel; writing it changes
+    only them; a delta of the wrong shape is refused."""
+    from cistheory.flower.parts import delta_problem, part_delta
+    from cistheory.train.ordered_dropout import OrderedDropoutCNN
+
+    gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
+    a, b = (OrderedDropoutCNN(1, (4, 8), 3, widths=(0.5, 1.0), generator=g) for g in gens)
+    sent = part_state(a, 1)
+    assert sent["blocks.1.conv.weight"].shape == (4, 2, 3, 3)  # of (8, 4, 3, 3)
+    before = {n: p.detach().clone() for n, p in b.named_parameters()}
+    load_part(b, 1, sent)
+    masks = a.exit_masks(1)
+    for n, p in b.named_parameters():
+        src = dict(a.named_parameters())[n]
+        assert torch.equal(p[masks[n]], src[masks[n]])
+        assert torch.equal(p[~masks[n]], before[n][~masks[n]])
+    full = {n: torch.ones_like(p) for n, p in a.named_parameters()}
+    back = part_delta(a, 1, full)
+    assert delta_problem(a, 1, back) is None
+    assert "shape" in str(delta_problem(a, 1, {**back, "heads.0.bias": torch.ones(5)}))
+    with pytest.raises(CISInputError, match="P_1 holds"):
+        load_part(b, 1, {**sent, "blocks.1.conv.weight": torch.zeros(8, 4, 3, 3)})
+
+
 def test_resume_restores_the_fault_log_and_refuses_another_config(tmp_path: Path) -> None:
     config = write_config(tmp_path / "run.toml", "deepest", "unbiased")
     out = tmp_path / "flower"

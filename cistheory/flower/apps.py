@@ -29,9 +29,10 @@ from flwr.serverapp import Grid, ServerApp
 
 from ..errors import CISInputError
 from ..train.data import Dataset
+from ..train.device import resolve_device
 from ..train.local import local_update
 from ._records import config_record, config_value, tensors
-from .parts import load_part
+from .parts import load_part, part_delta
 from .problem import FlowerProblem, load_problem
 from .strategy import LOG, CISStrategy
 
@@ -166,16 +167,6 @@ def _check_digest(problem: FlowerProblem, cfg: ConfigRecord) -> None:
         raise CISInputError("config", problem.path, "this node's config differs from the server's")
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise CISInputError("device", name, "no CUDA device on this node")
-    if name not in ("cpu", "cuda"):
-        raise CISInputError("device", name, "use cpu, cuda or auto")
-    return torch.device(name)
-
-
 @client_app.train()
 def _train(msg: Message, context: Context) -> Message:
     t0 = time.perf_counter()
@@ -194,8 +185,9 @@ def _train(msg: Message, context: Context) -> Message:
         tensors(msg.content, "arrays"),
         steps=config_value(cfg, "steps", int),
         u=batch.get("u"),
+        augment=batch.get("augment"),
         lr=config_value(cfg, "lr", float),
-        device=_device(str(context.run_config.get("device", "cpu"))),
+        device=resolve_device(str(context.run_config.get("device", "cpu")), "device"),
     )
     reply = RecordDict(
         {
@@ -223,18 +215,23 @@ def train_part(
     u: torch.Tensor | None,
     lr: float,
     device: torch.device,
+    augment: torch.Tensor | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     r"""Node ``i``'s update of part :math:`P_k` from the received ``part``: ``(Delta,
-    buffers)`` on the CPU, by :func:`cistheory.train.local.local_update` on ``device``.
+    buffers)`` on the CPU, by :func:`cistheory.train.local.local_update` on ``device`` in the
+    config's precision, with the config's augmentation; ``Delta`` on the entries of
+    :math:`P_k` (:func:`cistheory.flower.parts.part_delta`).
 
-    The uniforms ``u`` stay on the CPU (the minibatch indices are drawn there), so the samples
-    picked do not depend on the device.
+    The uniforms ``u`` and ``augment`` stay on the CPU (the minibatch indices are drawn
+    there), so the samples picked and their crops do not depend on the device.
     """
     exp = problem.experiment
     model = copy.deepcopy(exp.model)
     load_part(model, k, part)
     model.to(device)
     worker = copy.deepcopy(model)
+    if device.type == "cuda":  # as the trainer's worker
+        worker.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     data = exp.node_data[i]
     if device.type != "cpu":
         data = Dataset(data.x.to(device), data.y.to(device))
@@ -248,5 +245,8 @@ def train_part(
         lr,
         momentum=exp.fed.momentum,
         weight_decay=exp.fed.weight_decay,
+        augment=augment,
+        precision=exp.fed.precision,
     )
+    delta = part_delta(model, k, delta)
     return {n: d.cpu() for n, d in delta.items()}, {n: b.cpu() for n, b in bufs.items()}

@@ -5,13 +5,16 @@ in-process trainer (:func:`cistheory.train.fedloop.run_federated`) does, with Fl
 the messages. The server owns every random state, so a run is a function of the config's
 seeds whatever the transport. Round :math:`t`:
 
-1. each node picks exit :math:`k` with probability :math:`q_{i,k}` or idles
-   (:func:`cistheory.train.fedloop.select_exits`, the *selection* generator), and the picked
-   nodes' minibatch uniforms are drawn (the *batch* generator), as in the trainer;
+1. the round's draws are the trainer's own (:func:`cistheory.train.fedloop.draw_round`):
+   each node picks exit :math:`k` with probability :math:`q_{i,k}` or idles (the *selection*
+   generator; with ``nodes_per_round`` a fixed number of nodes drawn first), then the picked
+   nodes' minibatch uniforms (the *batch* generator) and, with augmentation, their
+   crop-and-flip uniforms (the *augment* generator);
 2. node :math:`i` (picked :math:`k`) receives its own message: the part :math:`P_k`
-   (``arrays``), a config record ``{round, cis-node, exit, weight, lr, steps, digest}`` and its
-   uniforms (``batch``); it replies with :math:`\Delta_{i,k}` (``delta``) and its part's
-   batch-norm statistics (``buffers``);
+   (``arrays``: the entries of :math:`P_k`, :mod:`cistheory.flower.parts`), a config record
+   ``{round, cis-node, exit, weight, lr, steps, digest}`` and its uniforms (``batch``: ``u``
+   and ``augment``); it replies with :math:`\Delta_{i,k}` on the part's entries (``delta``)
+   and its part's batch-norm statistics (``buffers``);
 3. the server adds, in the order of the nodes,
 
    .. math::
@@ -53,7 +56,7 @@ from .._arrays import as_simplex
 from ..errors import CISInputError
 from ..system.aggregation import aggregation_weights
 from ..train.checkpoint import save_checkpoint
-from ..train.fedloop import LoopState, RoundRecord, TrainResult, exit_objectives, select_exits
+from ..train.fedloop import LoopState, RoundRecord, TrainResult, draw_round, round_record
 from ..train.run import (
     check_output_folder,
     checkpoint_to_resume,
@@ -62,7 +65,7 @@ from ..train.run import (
 )
 from ._records import config_record, config_value, tensors
 from .faults import failure_rates, fault_bias
-from .parts import PartSum, part_state
+from .parts import PartSum, delta_problem, part_state
 from .problem import FlowerProblem
 
 __all__ = ["CISStrategy", "exchange"]
@@ -152,6 +155,7 @@ class CISStrategy(Strategy):
             np.random.default_rng(fed.selection_seed),
             torch.Generator().manual_seed(fed.batch_seed),
             [],
+            None if fed.augment == "none" else torch.Generator().manual_seed(fed.augment_seed),
         )
         self.faults: list[dict[str, Any]] = []
         self.node_of: dict[int, int] = {}
@@ -228,37 +232,29 @@ class CISStrategy(Strategy):
         exp = self.problem.experiment
         fed = exp.fed
         t = server_round - 1
-        lt_t = as_simplex(exp.lt(t) if callable(exp.lt) else exp.lt, "lt")
-        plan = _Plan(
-            round=server_round,
-            lr=fed.schedule(t, fed.rounds),
-            lt=lt_t,
-            weights=aggregation_weights(exp.participation, lt_t, fed.aggregation),
-            picks=select_exits(exp.participation.q, self.state.selection_rng),
-        )
-        picked = np.flatnonzero(plan.picks)
         steps = fed.node_steps(self.problem.n_nodes)
-        u_all = None
-        if fed.batch_size is not None and picked.size:
-            u_all = torch.rand(
-                (picked.size, int(steps[picked].max()), fed.batch_size),
-                generator=self.state.batch_generator,
-                dtype=torch.float64,
-            )
+        part = exp.participation
+        lt_t, lr, draws = draw_round(part.q, part, steps, fed, exp.lt, t, self.state)
+        plan = _Plan(round=server_round, lr=lr, lt=lt_t, weights=draws.weights, picks=draws.picks)
+        picked = np.flatnonzero(plan.picks)
         for r, i in enumerate(picked):
             k = int(plan.picks[i])
             nid = self.node_of.get(int(i))
             if nid is None:
                 self._fault(server_round, int(i), k, "unmapped", reason="no live Flower node")
                 continue
-            u_i = None if u_all is None else u_all[r, : int(steps[i])]
-            msg = self._train_message(plan, int(i), k, nid, int(steps[i]), u_i)
+            batch = {}
+            if draws.u is not None:
+                batch["u"] = draws.u[r, : int(steps[i])]
+            if draws.augment is not None:
+                batch["augment"] = draws.augment[r, : int(steps[i])]
+            msg = self._train_message(plan, int(i), k, nid, int(steps[i]), batch)
             plan.sent.append((msg, int(i), k))
         self._plan = plan
         return [m for m, _, _ in plan.sent]
 
     def _train_message(
-        self, plan: _Plan, i: int, k: int, nid: int, steps: int, u: torch.Tensor | None
+        self, plan: _Plan, i: int, k: int, nid: int, steps: int, batch: dict[str, torch.Tensor]
     ) -> Message:
         content = RecordDict(
             {
@@ -276,8 +272,8 @@ class CISStrategy(Strategy):
                 ),
             }
         )
-        if u is not None:
-            content["batch"] = ArrayRecord.from_torch_state_dict({"u": u})
+        if batch:
+            content["batch"] = ArrayRecord.from_torch_state_dict(batch)
         return Message(
             content,
             dst_node_id=nid,
@@ -299,7 +295,13 @@ class CISStrategy(Strategy):
         data = self.problem.experiment.participation.data
         for i in sorted(arrived):
             k = int(plan.picks[i])
-            total.add(arrived[i][0], float(plan.weights[i, k - 1]), arrived[i][1], float(data[i]))
+            total.add(
+                arrived[i][0],
+                float(plan.weights[i, k - 1]),
+                arrived[i][1],
+                float(data[i]),
+                part=self.model.exit_slices(k),
+            )
         total.apply(self.model, self.problem.experiment.fed.server_lr)
         metrics = MetricRecord({"sent": len(plan.sent), "arrived": len(arrived)})
         return ArrayRecord.from_torch_state_dict(self.model.state_dict()), metrics
@@ -322,8 +324,9 @@ class CISStrategy(Strategy):
                 self._fault(plan.round, i, k, "error", code=rep.error.code, reason=rep.error.reason)
                 continue
             delta, bufs = tensors(rep.content, "delta"), tensors(rep.content, "buffers")
-            if set(delta) != set(self.model.exit_parameter_names(k)):
-                self._fault(plan.round, i, k, "invalid", reason="not the parameters of its part")
+            problem = delta_problem(self.model, k, delta)
+            if problem is not None:
+                self._fault(plan.round, i, k, "invalid", reason=problem)
                 continue
             arrived[i] = (delta, bufs)
         for _, i, k in plan.sent:
@@ -438,6 +441,8 @@ class CISStrategy(Strategy):
         self.model.load_state_dict(ck["model"])
         self.state.selection_rng.bit_generator.state = ck["selection_rng"]
         self.state.batch_generator.set_state(ck["batch_generator"])
+        if self.state.augment_generator is not None and ck.get("augment_generator") is not None:
+            self.state.augment_generator.set_state(ck["augment_generator"])
         self.state.history = [RoundRecord(**r) for r in ck["history"]]
         self.state.rounds_done = int(ck["rounds_done"])
         self.faults = list(ck["meta"].get("flower", {}).get("faults", []))
@@ -452,15 +457,10 @@ class CISStrategy(Strategy):
         plan = self._plan
         assert plan is not None
         exp = self.problem.experiment
-        fed = exp.fed
-        rec = RoundRecord(round=rnd - 1, lr=plan.lr, lt=plan.lt.tolist(), picks=plan.picks.tolist())
-        if fed.eval_every and (rnd % fed.eval_every == 0 or rnd == fed.rounds):
-            fk = exit_objectives(self.model, exp.node_data, exp.participation.q)
-            rec.objectives = fk
-            used = [(float(plan.lt[j]), fk[j]) for j in range(len(fk)) if plan.lt[j] > 0]
-            if all(v is not None for _, v in used):
-                rec.objective_lt = sum(w * v for w, v in used if v is not None)
-        return rec
+        q = exp.participation.q
+        return round_record(
+            self.model, exp.node_data, q, exp.fed, rnd - 1, plan.lr, plan.lt, plan.picks
+        )
 
     def flower_report(self) -> dict[str, Any]:
         """The ``flower`` section of ``results.json``: node map, faults, timings and the bias

@@ -4,7 +4,8 @@ The one place of :mod:`cistheory.flower` that knows how a part is represented: t
 sends node :math:`i` the part of its exit (:func:`part_state`), the client writes it into its
 model (:func:`load_part`) and sends back its update on the part's entries
 (:func:`part_delta`), and the server adds the weighted deltas that come back into the global
-model (:class:`PartSum`). They read the part from the model's part API:
+model (:class:`cistheory.train.local.PartSum`, the trainer's own sum). They read the part
+from the model's part API:
 ``exit_parameter_names(k)``, ``exit_buffer_names(k)`` and ``exit_slices(k)``, the entries of
 each parameter in :math:`P_k` (whole tensors for early exits, the leading channels of every
 tensor for ordered dropout, :mod:`cistheory.train.ordered_dropout`). Only those entries
@@ -25,12 +26,12 @@ over the arrived nodes whose part holds it (integer counters: their maximum).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
 from ..errors import CISInputError
+from ..train.local import PartSum
 from ..train.models import EarlyExitModel
 
 __all__ = ["PartSum", "delta_problem", "load_part", "part_delta", "part_state"]
@@ -130,65 +131,3 @@ def delta_problem(model: EarlyExitModel, k: int, delta: Mapping[str, Tensor]) ->
         if delta[n].shape != want:
             return f"{n}: shape {list(delta[n].shape)}, the part holds {list(want)}"
     return None
-
-
-@dataclass
-class PartSum:
-    r"""The server's sum of one round: :math:`\sum w_{i,k} \Delta_{i,k}` and buffer means.
-
-    Examples
-    --------
-    >>> from cistheory.train.models import NestedLinear
-    >>> m = NestedLinear(1, (1,), None, bias=False)
-    >>> _ = m.blocks[0].weight.data.fill_(1.0)
-    >>> s = PartSum.zeros(m)
-    >>> s.add({"blocks.0.weight": torch.tensor([[2.0]])}, 0.5)
-    >>> s.apply(m, server_lr=1.0)
-    >>> m.blocks[0].weight.item()
-    2.0
-    """
-
-    agg: dict[str, Tensor]
-    buf_sum: dict[str, Tensor] = field(default_factory=dict)
-    buf_mass: dict[str, float] = field(default_factory=dict)
-
-    @classmethod
-    def zeros(cls, model: EarlyExitModel) -> PartSum:
-        """An empty sum for ``model``'s parameters."""
-        return cls({n: torch.zeros_like(p) for n, p in model.named_parameters()})
-
-    def add(
-        self,
-        delta: Mapping[str, Tensor],
-        weight: float,
-        buffers: Mapping[str, Tensor] | None = None,
-        mass: float = 0.0,
-        part: Mapping[str, tuple[slice, ...]] | None = None,
-    ) -> None:
-        r"""Add :math:`w_{i,k} \Delta_{i,k}` and the node's buffers (weighted by ``mass``,
-        its data size :math:`m_i`). ``part`` (``model.exit_slices(k)``) places each tensor of
-        ``delta`` on its entries (:func:`part_delta`); ``None``: whole tensors."""
-        for n, d in delta.items():
-            if n not in self.agg:
-                raise CISInputError("delta", n, "not a parameter of the model")
-            index = () if part is None else part.get(n, ())
-            if index == ():
-                self.agg[n] += weight * d
-            else:
-                self.agg[n][index] += weight * d
-        for n, b in (buffers or {}).items():
-            if b.is_floating_point():
-                self.buf_sum[n] = self.buf_sum.get(n, torch.zeros_like(b)) + mass * b
-                self.buf_mass[n] = self.buf_mass.get(n, 0.0) + float(mass)
-            else:
-                self.buf_sum[n] = torch.maximum(self.buf_sum.get(n, b), b)
-
-    def apply(self, model: EarlyExitModel, server_lr: float) -> None:
-        r""":math:`w \leftarrow w + \eta_s\,\text{sum}`; buffers to their weighted means."""
-        params = dict(model.named_parameters())
-        buffers = dict(model.named_buffers())
-        with torch.no_grad():
-            for n, p in params.items():
-                p.add_(self.agg[n], alpha=server_lr)
-            for n, b in self.buf_sum.items():
-                buffers[n].copy_(b / self.buf_mass[n] if n in self.buf_mass else b)

@@ -69,7 +69,7 @@ from ..system.aggregation import aggregation_weights
 from ..system.participation import ROW_ATOL, Participation, check_q
 from .data import AUGMENTATIONS, Dataset
 from .device import check_precision, resolve_device
-from .local import local_update
+from .local import PartSum, local_update
 from .models import EarlyExitModel
 from .vectorised import ClientPlan, LocalSGD, NodeStore, StackedRuns, vectorised_clients
 
@@ -755,45 +755,13 @@ def _one_round(
         sums = vectorised_clients(model, stack, setup.store, [plan], setup.steps, sgd)
         stack.apply(*sums, server_lr=config.server_lr)
     else:
-        upd = _Update.zeros(model)
+        upd = PartSum.zeros(model)
         _loop_clients(setup, upd, plan, lr)
         upd.apply(model, config.server_lr)
     return _record(setup, t, lr, lt_t, plan.picks)
 
 
-@dataclass
-class _Update:
-    """The server's aggregate of one round: parameter deltas and batch-norm statistics."""
-
-    agg: dict[str, Tensor]
-    buf_sum: dict[str, Tensor] = field(default_factory=dict)
-    buf_mass: dict[str, float] = field(default_factory=dict)
-
-    @classmethod
-    def zeros(cls, model: EarlyExitModel) -> _Update:
-        return cls({nm: torch.zeros_like(p) for nm, p in model.named_parameters()})
-
-    def add_buffers(self, bufs: Mapping[str, Tensor], mass: float) -> None:
-        """Floating statistics: ``mass``-weighted sums; integer counters: the maximum."""
-        for nm, b in bufs.items():
-            if b.is_floating_point():
-                self.buf_sum[nm] = self.buf_sum.get(nm, torch.zeros_like(b)) + mass * b
-                self.buf_mass[nm] = self.buf_mass.get(nm, 0.0) + float(mass)
-            else:
-                self.buf_sum[nm] = torch.maximum(self.buf_sum.get(nm, b), b)
-
-    def apply(self, model: EarlyExitModel, server_lr: float) -> None:
-        r""":math:`w \leftarrow w + \eta_s\,\text{agg}`; buffers to the weighted means."""
-        params = dict(model.named_parameters())
-        buffers = dict(model.named_buffers())
-        with torch.no_grad():
-            for nm, p in params.items():
-                p.add_(self.agg[nm], alpha=server_lr)
-            for nm, b in self.buf_sum.items():
-                buffers[nm].copy_(b / self.buf_mass[nm] if nm in self.buf_mass else b)
-
-
-def _loop_clients(setup: _LoopSetup, upd: _Update, plan: ClientPlan, lr: float) -> None:
+def _loop_clients(setup: _LoopSetup, upd: PartSum, plan: ClientPlan, lr: float) -> None:
     """The picked clients one after the other (torch.optim.SGD); deltas and buffers into ``upd``."""
     assert setup.worker is not None
     config = setup.config
@@ -813,10 +781,7 @@ def _loop_clients(setup: _LoopSetup, upd: _Update, plan: ClientPlan, lr: float) 
             augment=None if plan.augment is None else plan.augment[r],
             precision=config.precision,
         )
-        w_ik = float(plan.weights[i, k - 1])
-        for nm, dl in delta.items():
-            upd.agg[nm] += w_ik * dl
-        upd.add_buffers(bufs, setup.part.data[i])
+        upd.add(delta, float(plan.weights[i, k - 1]), bufs, setup.part.data[i])
 
 
 def _record(

@@ -6,6 +6,7 @@ The one implementation of a client's work, used by the in-process loop
 (:mod:`cistheory.flower`): given the global model, the exit :math:`k`, the node's data and the
 uniforms that pick its minibatches, it returns :math:`\Delta_{i,k} = w^{(\tau)} - w_t` on the
 parameters of the part :math:`P_k` and the part's batch-norm buffers after the steps.
+:class:`PartSum` is the server's side of the same round, shared by both as well.
 
 It runs where the models are (``model`` and ``worker`` on the same device, the node's data
 there or on the CPU; the uniforms always come from a CPU generator), in float32 or in
@@ -15,14 +16,18 @@ it computes exactly what it always has.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
 import torch
 from torch import Tensor
 
+from ..errors import CISInputError
 from .data import Dataset, crop_flip
 from .device import autocast
 from .models import EarlyExitModel
 
-__all__ = ["batch_index", "local_update", "mask_to_part"]
+__all__ = ["PartSum", "batch_index", "local_update", "mask_to_part"]
 
 
 def batch_index(u: Tensor, m: Tensor) -> Tensor:
@@ -164,3 +169,66 @@ def local_update(
     wbuf = dict(worker.named_buffers())
     bufs = {n: wbuf[n].detach().clone() for n in model.exit_buffer_names(k)}
     return delta, bufs
+
+
+@dataclass
+class PartSum:
+    r"""The server's sum of one round: :math:`\sum w_{i,k} \Delta_{i,k}` and buffer means.
+
+    Examples
+    --------
+    >>> from cistheory.train.models import NestedLinear
+    >>> m = NestedLinear(1, (1,), None, bias=False)
+    >>> _ = m.blocks[0].weight.data.fill_(1.0)
+    >>> s = PartSum.zeros(m)
+    >>> s.add({"blocks.0.weight": torch.tensor([[2.0]])}, 0.5)
+    >>> s.apply(m, server_lr=1.0)
+    >>> m.blocks[0].weight.item()
+    2.0
+    """
+
+    agg: dict[str, Tensor]
+    buf_sum: dict[str, Tensor] = field(default_factory=dict)
+    buf_mass: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def zeros(cls, model: EarlyExitModel) -> PartSum:
+        """An empty sum for ``model``'s parameters."""
+        return cls({n: torch.zeros_like(p) for n, p in model.named_parameters()})
+
+    def add(
+        self,
+        delta: Mapping[str, Tensor],
+        weight: float,
+        buffers: Mapping[str, Tensor] | None = None,
+        mass: float = 0.0,
+        part: Mapping[str, tuple[slice, ...]] | None = None,
+    ) -> None:
+        r"""Add :math:`w_{i,k} \Delta_{i,k}` and the node's buffers (weighted by ``mass``,
+        its data size :math:`m_i`). ``part`` (``model.exit_slices(k)``) places each tensor of
+        ``delta`` on its entries (as :func:`cistheory.flower.parts.part_delta` cuts it);
+        ``None``: whole tensors."""
+        for n, d in delta.items():
+            if n not in self.agg:
+                raise CISInputError("delta", n, "not a parameter of the model")
+            index = () if part is None else part.get(n, ())
+            if index == ():
+                self.agg[n] += weight * d
+            else:
+                self.agg[n][index] += weight * d
+        for n, b in (buffers or {}).items():
+            if b.is_floating_point():
+                self.buf_sum[n] = self.buf_sum.get(n, torch.zeros_like(b)) + mass * b
+                self.buf_mass[n] = self.buf_mass.get(n, 0.0) + float(mass)
+            else:
+                self.buf_sum[n] = torch.maximum(self.buf_sum.get(n, b), b)
+
+    def apply(self, model: EarlyExitModel, server_lr: float) -> None:
+        r""":math:`w \leftarrow w + \eta_s\,\text{sum}`; buffers to their weighted means."""
+        params = dict(model.named_parameters())
+        buffers = dict(model.named_buffers())
+        with torch.no_grad():
+            for n, p in params.items():
+                p.add_(self.agg[n], alpha=server_lr)
+            for n, b in self.buf_sum.items():
+                buffers[n].copy_(b / self.buf_mass[n] if n in self.buf_mass else b)

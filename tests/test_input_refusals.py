@@ -257,6 +257,17 @@ def test_toml_vectorised_no(tmp_path: Path, capsys: Capsys) -> None:
              "train.vectorised = 'no': must be true or false, not a string")
 
 
+def test_crop_flip_on_flat_data(tmp_path: Path, capsys: Capsys) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text('spec = "reference:80-15-5"\n[model]\nname = "mlp"\n[data]\n'
+                    'name = "synthetic"\nsamples = 350\naugment = "crop-flip"\n')
+    out = tmp_path / "o"
+    _refused(capsys, ["train", str(path), "--out", str(out)],
+             "data.augment = 'crop-flip': needs images (channels, height, width); model 'mlp' "
+             "on 'synthetic' data reads flat vectors")
+    assert not out.exists()
+
+
 # --------------------------------------------------------------- train: outputs and checkpoints
 
 

@@ -571,6 +571,13 @@ def build_experiment(cfg: Mapping[str, Any]) -> Experiment:
     part = _participation(cfg, cis, sizes)
     lt, info = _rule(cfg, cis, part)
     fed = fed_config(cfg)
+    if fed.augment != "none" and nodes[0].x.ndim != 4:
+        raise CISInputError(
+            "data.augment",
+            fed.augment,
+            f"needs images (channels, height, width); model {cfg['model']['name']!r} on "
+            f"{cfg['data']['name']!r} data reads flat vectors",
+        )
     if cfg["train"].get("tau") == "root-epoch":
         assert fed.batch_size is not None
         fed = replace(

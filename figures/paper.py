@@ -318,4 +318,5 @@ def run(opts: PaperOptions, out: Path, plot_only: bool = False) -> list[Path]:
         from cistheory.cli._output import progress
 
         data = compute(opts, out, progress=lambda line: progress(f"      paper: {line}"))
+        return [out / "paper.csv", data, *plot(data, out)]
     return [data, *plot(data, out)]

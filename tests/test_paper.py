@@ -4,7 +4,6 @@ and the shipped reference configurations."""
 from __future__ import annotations
 
 import json
-import pickle
 import tomllib
 from pathlib import Path
 
@@ -14,22 +13,8 @@ import pytest
 import cistheory as ct
 from cistheory.train.config import SHIPPED_CONFIGS, load_config, root_epoch_steps
 from figures.__main__ import main as figures_main
-
-
-def write_cifar10(directory: Path, per_batch: int = 50, test: int = 40) -> None:
-    """The python-pickle CIFAR-10 layout: five training batches and a test batch of random
-    images (uint8 rows of 3 x 1024 values) with labels 0..9."""
-    rng = np.random.default_rng(0)
-    directory.mkdir(parents=True, exist_ok=True)
-    names = [f"data_batch_{j}" for j in range(1, 6)] + ["test_batch"]
-    for name in names:
-        n = test if name == "test_batch" else per_batch
-        doc = {
-            b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
-            b"labels": [int(v) for v in rng.integers(0, 10, size=n)],
-        }
-        with (directory / name).open("wb") as fh:
-            pickle.dump(doc, fh)
+from figures.synthetic_cifar import main as synthetic_main
+from figures.synthetic_cifar import write_cifar
 
 
 def test_shipped_configurations_are_the_reference_hyper_parameters() -> None:
@@ -63,8 +48,7 @@ def test_shipped_configurations_are_the_reference_hyper_parameters() -> None:
 def test_paper_grid_tiny_end_to_end_and_resumes(
     tmp_path: Path, family: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = tmp_path / "cifar" / "cifar-10-batches-py"
-    write_cifar10(data)
+    write_cifar(tmp_path / "cifar")
     out = tmp_path / "out"
     argv = ["--paper", "--tiny", "--data-dir", str(tmp_path / "cifar"), "--out", str(out),
             "--family", family]
@@ -100,8 +84,8 @@ def test_paper_resumes_an_interrupted_training(tmp_path: Path) -> None:
     """A training interrupted after its first round continues from its checkpoint."""
     from figures.paper import PaperOptions, _train, cell_config, training_key
 
-    write_cifar10(tmp_path / "cifar")
-    opts = PaperOptions(data_dir=tmp_path / "cifar", size="tiny", device="cpu")
+    folder = write_cifar(tmp_path / "cifar")
+    opts = PaperOptions(data_dir=folder, size="tiny", device="cpu")
     cfg = cell_config(opts, "7node-equal", "80-15-5", "serving-rate", 0)
     folder = tmp_path / f"train-{training_key(cfg)}"
     from cistheory.train.run import run_training
@@ -123,3 +107,21 @@ def test_paper_refuses_missing_files(tmp_path: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --data-dir = ")
     assert figures_main(["--paper", "--tiny"]) == 2
+
+
+def test_generated_files_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cistheory.train.data import load_cifar
+
+    assert synthetic_main([str(tmp_path / "d"), "--dataset", "cifar100", "--per-file", "7"]) == 0
+    assert "cifar-100-python" in capsys.readouterr().out
+    train = load_cifar(tmp_path / "d" / "cifar-100-python", variant="cifar100")
+    assert train.x.shape == (7, 3, 32, 32) and int(train.y.max()) < 100
+    before = {p: p.read_bytes() for p in (tmp_path / "d").rglob("*") if p.is_file()}
+    # an existing, non-empty folder is refused, nothing written
+    assert synthetic_main([str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: directory = {str(tmp_path / 'd')!r}: exists and is not an empty folder\n"
+    assert {p: p.read_bytes() for p in (tmp_path / "d").rglob("*") if p.is_file()} == before
+    assert synthetic_main([str(tmp_path / "e"), "--per-file", "0"]) == 2
+    assert capsys.readouterr().err == "error: per_file = 0: must be a positive integer\n"
+    assert not (tmp_path / "e").exists()

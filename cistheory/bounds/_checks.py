@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._arrays import FloatArray, as_float_array, as_simplex, exit_axes, first_bad
 from ..errors import CISInputError
-from ..system.participation import check_q
+from ..system.participation import ROW_ATOL, check_q
 
 __all__ = [
     "STEP_ULPS",
@@ -21,6 +21,7 @@ __all__ = [
     "check_sgd_common",
     "check_smooth_convex",
     "check_weights",
+    "draw_coupling",
     "per_pair",
 ]
 
@@ -117,3 +118,33 @@ def check_broadcast(**arrays: FloatArray) -> None:
     except ValueError:
         shapes = {k: v.shape for k, v in arrays.items()}
         raise CISInputError("shapes", shapes, "arguments do not broadcast together") from None
+
+
+def draw_coupling(qa: FloatArray, per_round: int | None) -> float:
+    r"""The coupling :math:`c = (N - n)/(n(N - 1))` of ``per_round`` :math:`= n` of the
+    :math:`N` rows of ``qa`` drawn uniformly without replacement (Lemma 2f of
+    ``docs/theory.md``); 0 for ``None`` (nodes pick independently), for :math:`n = N` and for
+    :math:`N = 1`.
+
+    ``qa`` holds the inclusion table :math:`q_{i,k} = (n/N)\,r_{i,k}`, so every row must sum
+    to at most :math:`n/N` (up to :data:`~cistheory.system.participation.ROW_ATOL`).
+    """
+    if per_round is None:
+        return 0.0
+    n_nodes = qa.shape[0]
+    if isinstance(per_round, bool) or not isinstance(per_round, int | np.integer):
+        raise CISInputError("per_round", per_round, "must be an integer or None")
+    if not 1 <= per_round <= n_nodes:
+        raise CISInputError("per_round", per_round, f"must lie in 1..{n_nodes} (the nodes)")
+    n = int(per_round)
+    pi = n / n_nodes
+    rows = qa.sum(axis=1)
+    over = rows > pi * (1.0 + ROW_ATOL)
+    if over.any():
+        i = int(np.argmax(over))
+        raise CISInputError(
+            f"q[{i}]", qa[i].tolist(),
+            f"row sums to {float(rows[i])!r} > per_round/N = {pi!r} (a drawn node trains at "
+            "most one exit)",
+        )
+    return 0.0 if n_nodes == 1 else (n_nodes - n) / (n * (n_nodes - 1))

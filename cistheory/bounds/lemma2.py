@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._arrays import as_float_array
+from .._arrays import FloatArray, as_float_array
 from ..errors import CISInputError
-from ._checks import check_q_beta, per_pair
+from ._checks import check_q_beta, draw_coupling, per_pair
 
 __all__ = ["variance_bound", "variance_exact", "variance_parts"]
 
@@ -66,7 +66,12 @@ def variance_exact(q: ArrayLike, beta: ArrayLike, grad: ArrayLike, noise_var: Ar
 
 
 def variance_parts(
-    q: ArrayLike, beta: ArrayLike, grad: ArrayLike, noise_var: ArrayLike
+    q: ArrayLike,
+    beta: ArrayLike,
+    grad: ArrayLike,
+    noise_var: ArrayLike,
+    *,
+    per_round: int | None = None,
 ) -> tuple[float, float]:
     r"""The two parts of Lemma 2's exact variance: sampling :math:`V_s` and noise :math:`V_n`.
 
@@ -87,10 +92,26 @@ def variance_parts(
     optimum :math:`w^*` of :math:`F_{\tilde\lambda}` these are the constants of Theorem A
     (``docs/theory.md``, Section 4.12): :math:`V^* = V_s + V_n`.
 
+    With ``per_round`` :math:`= n` (:math:`n` of the :math:`N` nodes drawn per round
+    uniformly without replacement, ``q`` the inclusion table :math:`(n/N)\,r` of
+    :func:`cistheory.fixed_count`), :math:`V_n` is unchanged and :math:`V_s` is the exact
+    variance under that draw (Lemma ES-f, ``docs/theory.md`` Section 4.11f),
+
+    .. math::
+        V_s^{(n)} = V_s + c\Big(\sum_i\|\bar x_i\|^2 - \Big\|\sum_i\bar x_i\Big\|^2\Big),
+        \qquad c = \frac{N - n}{n(N - 1)} ,
+
+    which at :math:`w^*` (where :math:`\sum_i\bar x_i = 0`) exceeds the independent
+    :math:`V_s` by :math:`c\sum_i\|\bar x_i\|^2`; it is computed as the law of total variance
+    over the drawn set, a sum of non-negative terms.
+
     Parameters
     ----------
     q, beta, grad, noise_var
         As in :func:`variance_exact`.
+    per_round : int, optional
+        :math:`n` of a fixed-count draw (rows of ``q`` summing to at most :math:`n/N`);
+        ``None``: independent picks.
 
     Returns
     -------
@@ -103,6 +124,13 @@ def variance_parts(
     (1.0, 1.0)
     >>> variance_parts([[1.0]], [[1.0]], [[[1e10]]], [[1.0]])
     (0.0, 1.0)
+
+    One of two nodes drawn, gradients :math:`\mp 1` at the optimum: the aggregate is
+    :math:`\mp 1`, variance 1 (independent picks from the same ``q`` would give 1/2).
+
+    >>> variance_parts([[0.5], [0.5]], [[0.5], [0.5]], [[[-1.0]], [[1.0]]], [[0.0], [0.0]],
+    ...                per_round=1)
+    (1.0, 0.0)
     """
     qa, ba = check_q_beta(q, beta)
     ga = as_float_array(grad, "grad", axes=("node", "exit", "index"))
@@ -118,9 +146,30 @@ def variance_parts(
     dev2 = ((x - xbar[:, None, :]) ** 2).sum(axis=2)
     # a row may sum to 1 + ROW_ATOL (check_q): the idle probability is then 0
     idle = np.maximum(1.0 - qa.sum(axis=1), 0.0)
-    vs = float(np.where(pos, qa * dev2, 0.0).sum() + (idle * (xbar**2).sum(axis=1)).sum())
     vn = float(np.where(pos, ba**2 * s2 / safe_q, 0.0).sum())
+    if per_round is not None:
+        return _fixed_count_sampling(qa, x, xbar, draw_coupling(qa, per_round), per_round), vn
+    vs = float(np.where(pos, qa * dev2, 0.0).sum() + (idle * (xbar**2).sum(axis=1)).sum())
     return vs, vn
+
+
+def _fixed_count_sampling(
+    qa: FloatArray, x: FloatArray, xbar: FloatArray, c: float, per_round: int
+) -> float:
+    r""":math:`V_s` under a uniform draw of ``per_round`` nodes, by the law of total variance:
+    :math:`\sum_i \pi\,\mathrm{Var}(Y_i) + cN\sum_i\|\bar x_i - m\|^2` with
+    :math:`Y_i` node :math:`i`'s contribution once drawn (mean :math:`\bar x_i/\pi`),
+    :math:`\pi = n/N`, :math:`m` the mean of the :math:`\bar x_i` (the second term is the
+    variance of :math:`\sum_{i \in S}\bar x_i/\pi` over the drawn set :math:`S`)."""
+    n_nodes = qa.shape[0]
+    pi = per_round / n_nodes
+    pos = qa > 0
+    y_mean = xbar / pi  # (N, d)
+    dev2 = ((x - y_mean[:, None, :]) ** 2).sum(axis=2)
+    idle = np.maximum(pi - qa.sum(axis=1), 0.0)  # drawn but idle, times pi
+    within = np.where(pos, qa * dev2, 0.0).sum() + (idle * (y_mean**2).sum(axis=1)).sum()
+    spread = ((xbar - xbar.mean(axis=0)) ** 2).sum()
+    return float(within + c * n_nodes * spread)
 
 
 def variance_bound(q: ArrayLike, beta: ArrayLike, sigma2: ArrayLike, G2: ArrayLike) -> float:

@@ -116,6 +116,11 @@ def exact_constants(
     r"""Every constant of the second-generation bounds for the design (``lt``, the problem's
     participation), exactly (module docstring).
 
+    A participation from :func:`cistheory.fixed_count` (``per_round`` set) gets the constants
+    of its draw: :math:`V_s`, :math:`L_s`, :math:`L_s^{\mathrm{pair}}` and :math:`\Lambda` of
+    Lemma ES-f (``docs/theory.md``, Section 4.11f), not those of independent picks from the
+    same ``q``, which the draw can exceed.
+
     Raises
     ------
     CISInputError
@@ -162,7 +167,9 @@ def exact_constants(
         ell_pair[i, k] = float(np.abs(ev).max())
     grad_pair = np.einsum("ikde,e->ikd", prob.H, w_star) - prob.b
     grad_pair = np.where(pos[:, :, None], grad_pair, 0.0)
-    vs, vn = bd.variance_parts(q, bet, grad_pair, np.where(pos, prob.noise**2, 0.0))
+    draw = part.per_round  # a fixed-count draw couples the nodes (Lemma ES-f)
+    vs, vn = bd.variance_parts(q, bet, grad_pair, np.where(pos, prob.noise**2, 0.0),
+                               per_round=draw)
     return DesignConstants(
         lam=lam_a, lt=lt_a, q=q, beta=bet, mu_t=mu_t, L_t=L_t, L_pair=L_pair,
         ell_pair=ell_pair,
@@ -175,9 +182,9 @@ def exact_constants(
         g_lam_norm=float(np.linalg.norm(g_lam)),
         bias=0.5 * float(dev @ h_lam @ dev),
         Vs=vs, Vn=vn, Vstar=vs + vn,
-        Ls=bd.expected_smoothness(q, bet, L_pair),
-        Ls_pair=bd.expected_smoothness_pairwise(q, bet, L_pair),
-        Lambda=bd.sampling_lipschitz(q, bet, ell_pair),
+        Ls=bd.expected_smoothness(q, bet, L_pair, per_round=draw),
+        Ls_pair=bd.expected_smoothness_pairwise(q, bet, L_pair, per_round=draw),
+        Lambda=bd.sampling_lipschitz(q, bet, ell_pair, per_round=draw),
         rho_lam=bd.relative_smoothness(lam_a, lt_a, L=float(np.max(ev_lam)), mu_t=mu_t),
         w_star=np.asarray(w_star, dtype=np.float64), grad_pair=grad_pair, H_lt=h_lt,
         H_lam=h_lam,

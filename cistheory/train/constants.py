@@ -992,6 +992,7 @@ def estimate_design_constants(
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float64,
     chunk: int = 512,
+    per_round: int | None = None,
 ) -> DesignEstimate:
     r"""Estimate the constants of the second-generation bounds for the design ``(lt, q)``.
 
@@ -1000,7 +1001,11 @@ def estimate_design_constants(
     smoothness :math:`L_{i,k}` (power iteration on Hessian-vector products), Lemma ES's
     :math:`L_s`, the variance parts :math:`V_s, V_n`, :math:`\zeta^2` and
     :math:`\|g_\lambda\|`, with the uncertainty the solve leaves (see :class:`DesignEstimate`).
-    The base constants come from :func:`estimate_constants` (same arguments).
+    The base constants come from :func:`estimate_constants` (same arguments). With
+    ``per_round`` :math:`= n` (the trainer's ``nodes_per_round``; ``q`` the inclusion table
+    of :func:`cistheory.fixed_count`), :math:`L_s`, :math:`L_s^{\mathrm{pair}}` and
+    :math:`V_s` are those of that draw (Lemma ES-f, ``docs/theory.md`` Section 4.11f); the
+    constants of independent picks from the same ``q`` are not valid for it.
 
     Examples
     --------
@@ -1042,8 +1047,8 @@ def estimate_design_constants(
         grads[i, k] = full.detach().double().numpy()
         if batch_size is not None and flat.data[int(i)][0].shape[0] > 1:
             s2[i, k] = var / int(batch_size)
-    vs, vn = bd.variance_parts(qa, bet, grads, s2)
-    Ls = bd.expected_smoothness(qa, bet, L_pair)
+    vs, vn = bd.variance_parts(qa, bet, grads, s2, per_round=per_round)
+    Ls = bd.expected_smoothness(qa, bet, L_pair, per_round=per_round)
     grad_exit = np.einsum("ik,ikd->kd", frac, grads)
     zeta2 = bd.heterogeneity_at_optimum(lt_w, grad_exit)
     grad_norm = float(np.linalg.norm(np.einsum("ik,ikd->d", bet, grads)))
@@ -1059,8 +1064,9 @@ def estimate_design_constants(
                  float(lt_w @ (norms + lk * delta) ** 2))
         if g_lam is not None:
             g_int = _interval(g_lam, base.L * delta)
+    ls_pair = bd.expected_smoothness_pairwise(qa, bet, L_pair, per_round=per_round)
     return DesignEstimate(
-        base=base, L_pair=L_pair, Ls=Ls, Ls_pair=bd.expected_smoothness_pairwise(qa, bet, L_pair),
+        base=base, L_pair=L_pair, Ls=Ls, Ls_pair=ls_pair,
         Vs=vs, Vn=vn, zeta2=zeta2, g_lam_norm=g_lam, grad_norm=grad_norm, opt_distance=delta,
         Vs_interval=None if vs_int is None else (float(vs_int[0]), float(vs_int[1])),
         zeta2_interval=z_int, g_lam_interval=g_int,

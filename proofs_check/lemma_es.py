@@ -250,10 +250,10 @@ def _fixed_count(rng: np.random.Generator, n_inst: int) -> list[CheckResult]:
         _, pi2 = uniform_inclusion(q.shape[0], n)
         id_lhs.append((var_w + vn_exact, var_w + vn_exact))
         id_rhs.append((identity, variance_inclusion(q, b, gw, s2, pi2)))
+        lam = lemma_es.sampling_lipschitz(q, b, ref.ell_pair, per_round=n)
+        k_got.append(lam)
+        k_ref.append(_fc.lambda_coupled(fc, ref.ell_pair))
         if j % 4 == 3:  # non-convex pairs: only Lambda applies
-            lam = lemma_es.sampling_lipschitz(q, b, ref.ell_pair, per_round=n)
-            k_got.append(lam)
-            k_ref.append(_fc.lambda_coupled(fc, ref.ell_pair))
             for _ in range(3):
                 u = rng.normal(size=pq.d) * rng.uniform(0.1, 3.0)
                 nc_lhs.append(_fc.var_of_aggregate(fc, {pk: pq.A[pk] @ u for pk in pq.pairs})[0])

@@ -20,7 +20,6 @@ from cistheory.bounds import lemma2, lemma_es
 from cistheory.bounds.lemma2_fixed import uniform_inclusion, variance_inclusion
 
 from . import _fixed_count as _fc
-
 from ._core import CheckResult, Tightness, numeric_identity, numeric_inequality, symbolic_zero
 from ._second import aggregate_variance_at, random_instance, reference
 

@@ -62,7 +62,8 @@ MUTANTS: list[tuple[str, str, str, str, str]] = [
      "single = (pos.sum(axis=1) == 1)[:, None]\n    safe = np.where(pos, qa, 1.0)\n    vals",
      "lemma_es"),
     ("F3 Lambda ignores the draw", "lemma_es",
-     "single = keep * (pos.sum(axis=1) == 1)[:, None]\n    safe = np.where(pos, qa, 1.0)\n    return",
+     "single = keep * (pos.sum(axis=1) == 1)[:, None]\n    safe = np.where(pos, qa, 1.0)\n"
+     "    return",
      "single = (pos.sum(axis=1) == 1)[:, None]\n    safe = np.where(pos, qa, 1.0)\n    return",
      "lemma_es"),
     ("F4 V_s of the draw without the spread of the drawn set", "lemma2",

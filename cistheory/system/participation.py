@@ -342,7 +342,10 @@ def fixed_count(part: Participation, per_round: int) -> Participation:
     unbiased (Lemma 1 uses only these marginals); the selections of different nodes are no
     longer independent, and the variance is that of Lemma 2f of ``docs/theory.md``
     (:func:`cistheory.bounds.variance_inclusion`), bounded by :math:`V(\tilde\lambda, q')`
-    with every node counted as sampled.
+    with every node counted as sampled. The second-generation constants (:math:`L_s`,
+    :math:`V_s`) of independent picks from :math:`q'` do not hold for the draw; pass
+    ``per_round`` to :func:`cistheory.bounds.expected_smoothness` and
+    :func:`cistheory.bounds.variance_parts` (Lemma ES-f of ``docs/theory.md``).
 
     Examples
     --------

@@ -618,7 +618,9 @@ def stable_lt(
 ) -> StableResult:
     r"""Bound-optimal weights for a given participation (the ``bound-optimal`` rule): the
     outer loop of :func:`stable_design` with the participation fixed, over ``etas`` (default:
-    ``const.etas``, else :data:`DEFAULT_ETAS`).
+    ``const.etas``, else :data:`DEFAULT_ETAS`). A participation that draws fewer than all
+    nodes per round (:func:`cistheory.fixed_count`) is refused: Section 5.2's constants assume
+    independent picks, and Lemma ES-f shows that a fixed-count draw exceeds them.
 
     Examples
     --------
@@ -630,6 +632,14 @@ def stable_lt(
     >>> bool(res.success), res.lt.shape
     (True, (3,))
     """
+    if part.per_round is not None and part.per_round < cis.n_nodes:
+        raise CISInputError(
+            "nodes_per_round",
+            part.per_round,
+            "the second-generation design problem assumes nodes pick independently (its "
+            "constants are exceeded under a fixed-count draw, docs/theory.md 4.11f); use "
+            "bound-optimal-first or another rule",
+        )
     q = np.asarray(part.q, dtype=np.float64)
     steps = etas if etas is not None else (const.etas or DEFAULT_ETAS)
     # the participation is given: one c (it weighs only the sampled rows' gradient caps against

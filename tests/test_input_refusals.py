@@ -268,6 +268,18 @@ def test_crop_flip_on_flat_data(tmp_path: Path, capsys: Capsys) -> None:
     assert not out.exists()
 
 
+def test_bound_optimal_under_a_fixed_count_draw(tmp_path: Path, capsys: Capsys) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text('spec = "reference:80-15-5"\n[participation]\nnodes_per_round = 3\n'
+                    '[rule]\nname = "bound-optimal"\nsigma = [0.00374, 0.00224, 0.00101]\n')
+    out = tmp_path / "o"
+    _refused(capsys, ["train", str(path), "--out", str(out)],
+             "nodes_per_round = 3: the second-generation design problem assumes nodes pick "
+             "independently (its constants are exceeded under a fixed-count draw, "
+             "docs/theory.md 4.11f); use bound-optimal-first or another rule")
+    assert not out.exists()
+
+
 # --------------------------------------------------------------- train: outputs and checkpoints
 
 

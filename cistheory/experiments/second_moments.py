@@ -264,6 +264,16 @@ def exact_errors(
     >>> ex = exact_errors(prob, prob.cis.lam, 0.05, [0, 10], np.zeros(6))
     >>> bool(ex.gap_lam[1] < ex.gap_lam[0]), ex.radius < 1
     (True, True)
+
+    Two of the seven nodes drawn per round: the draw's moments, and those of independent picks
+    from the same inclusion table.
+
+    >>> from cistheory import fixed_count
+    >>> pf = prob.with_participation(fixed_count(prob.part, 2))
+    >>> drawn = exact_errors(pf, prob.cis.lam, 0.05, 10, np.zeros(6), per_round=2)
+    >>> indep = exact_errors(pf, prob.cis.lam, 0.05, 10, np.zeros(6))
+    >>> bool(drawn.dist2[0] > indep.dist2[0])
+    True
     """
     ts = np.atleast_1d(np.asarray(T, dtype=np.int64))
     if (ts < 0).any():

@@ -63,7 +63,8 @@ def new_bound(run: dict[str, Any], cfg: ValidationConfig) -> list[float]:
     if run["schedule"] == "fixed":
         eta = float(const["eta"])
         mb = bd.modal_bound(max(ts), eta=eta, q=c.q, beta=c.beta, H_pair=prob.H,
-                            grad_opt=c.grad_pair, noise_cov=prob.noise_cov(), u0=u0)
+                            grad_opt=c.grad_pair, noise_cov=prob.noise_cov(), u0=u0,
+                            per_round=prob.part.per_round)
         if not mb.certified:
             return [math.inf] * len(ts)
         return [c.bias + float(c.g_lam @ bd.theorem_m.mean_deviation(c.H_lt, u0, eta, t))

@@ -25,6 +25,7 @@ __all__ = [
     "coupling",
     "draw_outcomes",
     "exact_distance",
+    "exact_second",
     "ls_coupled",
     "random_fixed",
     "var_of_aggregate",
@@ -155,7 +156,12 @@ def lambda_coupled(fc: FixedCount, ell: np.ndarray) -> float:
 
 
 def exact_distance(fc: FixedCount, u0: np.ndarray, eta: float, rounds: int) -> np.ndarray:
-    r"""Exact :math:`\mathbb E\|w_t - w^*\|^2`, :math:`t = 0..T`, one local step per round,
+    r"""Exact :math:`\mathbb E\|w_t - w^*\|^2`, :math:`t = 0..T` (:func:`exact_second`)."""
+    return np.array([float(np.trace(S)) for S in exact_second(fc, u0, eta, rounds)])
+
+
+def exact_second(fc: FixedCount, u0: np.ndarray, eta: float, rounds: int) -> list[np.ndarray]:
+    r"""Exact :math:`\mathbb E[u_tu_t^\top]`, :math:`t = 0..T`, one local step per round,
     propagating the mean and second moment of :math:`u = w - w^*` over every outcome:
     :math:`u' = (I - \eta B_o)u - \eta b_o - \eta\Xi` with :math:`B_o, b_o` the picked pairs'
     weighted Hessians and gradients at :math:`w^*`."""
@@ -179,7 +185,7 @@ def exact_distance(fc: FixedCount, u0: np.ndarray, eta: float, rounds: int) -> n
     pa, Pa, ba = np.array(probs), np.array(P), np.array(bo)
     m = np.asarray(u0, dtype=np.float64).copy()
     S = np.outer(m, m)
-    out = [float(np.trace(S))]
+    out = [S]
     for _ in range(rounds):
         Pm = np.einsum("oij,j->oi", Pa, m)
         S = (np.einsum("o,oij,jk,olk->il", pa, Pa, S, Pa)
@@ -187,5 +193,5 @@ def exact_distance(fc: FixedCount, u0: np.ndarray, eta: float, rounds: int) -> n
              - eta * np.einsum("o,oi,oj->ij", pa, ba, Pm)
              + eta**2 * np.einsum("o,oi,oj->ij", pa, ba, ba) + eta**2 * noise)
         m = np.einsum("o,oi->i", pa, Pm - eta * ba)
-        out.append(float(np.trace(S)))
-    return np.array(out)
+        out.append(S)
+    return out

@@ -6,7 +6,8 @@ the exact :math:`\mathbb EF_{\tilde\lambda}(w_t) - F^*` and :math:`\mathbb EF_\l
 F_\lambda^*` under the trace bounds (with the exact bias and mean); equality of the diagonal
 recursion when every node is fixed (a looser bound is caught); the certificate never on
 unstable dynamics; one step of the recursion recomputed by plain loops; the fixed-node sympy
-closed form against the shipped function.
+closed form against the shipped function; under a fixed-count draw (``per_round``), every
+mode under the exact moments of the enumerated draw and the first step by plain loops.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from cistheory.bounds import theorem_m
 
+from . import _fixed_count as _fc
 from ._core import CheckResult, Tightness, numeric_identity, numeric_inequality, tightness
 from ._instances import CISInstance
 from ._second import exact_path, random_instance, reference, second_moment_radius
@@ -26,6 +28,7 @@ from ._sgd_exact import PairQuadratics
 __all__ = ["run"]
 
 STATEMENT = "Theorem M"
+STATEMENT_F = "Theorem M (fixed-count draw)"
 T_ROUNDS = 25
 
 
@@ -35,11 +38,14 @@ def _call(pq: PairQuadratics, eta: float, w0: np.ndarray, T: int) -> theorem_m.M
                                  grad_opt=ref.grad_pair, noise_cov=pq.Sigma, u0=w0 - ref.w_star)
 
 
+# long: the statement's operators by plain loops, then the minimum over the Young grid
 def _one_step_reference(pq: PairQuadratics, eta: float, d: np.ndarray, V: np.ndarray,
-                        lam: np.ndarray) -> np.ndarray:
+                        lam: np.ndarray, draw: float = 0.0) -> np.ndarray:
     """One step of Theorem M's recursion, by loops over modes, nodes and outcomes, minimised
     over c in {0.01, ..., 100} (9 log-spaced values; c = 0 when V_s = 0, c = inf without
-    multiplicative noise, as the statement allows)."""
+    multiplicative noise, as the statement allows). ``draw``: a fixed-count draw's coupling
+    (each node's M_j and Sigma_s gain draw * its mean's outer product; the mode factor loses
+    draw * eta^2 lambda_j^2, floored at 0)."""
     q, b = pq.inst.q, pq.inst.beta
     ref = reference(pq)
     n, dd = q.shape[0], V.shape[0]
@@ -57,8 +63,8 @@ def _one_step_reference(pq: PairQuadratics, eta: float, d: np.ndarray, V: np.nda
                 Mj += p_ * np.outer(V.T @ (x - mean), V.T @ (x - mean))
                 Ss += p_ * (g - gm) ** 2
             idle = 1 - sum(q[i, k] for k in ks)
-            Mj += idle * np.outer(V.T @ mean, V.T @ mean)
-            Ss += idle * gm**2
+            Mj += (idle + draw) * np.outer(V.T @ mean, V.T @ mean)
+            Ss += (idle + draw) * gm**2
             Sn += sum(b[i, k] ** 2 / q[i, k] * float(V[:, j] @ pq.Sigma[i, k] @ V[:, j])
                       for k in ks)
         root = np.sqrt(d)
@@ -68,10 +74,11 @@ def _one_step_reference(pq: PairQuadratics, eta: float, d: np.ndarray, V: np.nda
     cs = list(np.geomspace(1e-2, 1e2, 9)) if mult and sampling else ([0.0] if mult else [])
     out = np.zeros(dd)
     for j, (inj, Ss, Sn, _) in enumerate(parts):
-        vals = [(1 - eta * lam[j]) ** 2 * d[j] + eta**2 * (1 + c) * inj
+        mode = max((1 - eta * lam[j]) ** 2 - draw * (eta * lam[j]) ** 2, 0.0)
+        vals = [mode * d[j] + eta**2 * (1 + c) * inj
                 + eta**2 * (Sn if c == 0 else (1 + 1 / c) * Ss + Sn) for c in cs]
         if not mult:
-            vals.append((1 - eta * lam[j]) ** 2 * d[j] + eta**2 * (Ss + Sn))
+            vals.append(mode * d[j] + eta**2 * (Ss + Sn))
         out[j] = min(vals)
     return out
 
@@ -178,7 +185,9 @@ def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], li
         tr_got.append(theorem_m.trace_bound(d, V, A))
         tr_want.append(sum(abs(At[lx, m]) * np.sqrt(d[lx] * d[m]) for lx in range(dd)
                            for m in range(dd)))
+    fixed = _fixed_count(rng, max(4, instances // 10))  # after the runs above: same draws
     checks = [
+        *fixed,
         numeric_identity("theorem_m.trace_reference", STATEMENT,
                          "trace bound = sum_lm |V^T A V|_lm sqrt(d_l d_m) (loops)", tr_got,
                          tr_want),
@@ -204,3 +213,42 @@ def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], li
     ]
     return checks, [tightness(STATEMENT, f"modal e bound (t={T_ROUNDS}, certified)", final[1],
                               final[0])]
+
+
+def _fixed_count(rng: np.random.Generator, n_inst: int) -> list[CheckResult]:
+    """Theorem M with ``per_round`` against the fixed-count draw, every drawn set and pick
+    enumerated (:mod:`proofs_check._fixed_count`), and its first step by plain loops."""
+    lo: list[float] = []
+    hi: list[float] = []
+    step_got: list[float] = []
+    step_want: list[float] = []
+    for _ in range(n_inst):
+        fc = _fc.random_fixed(rng)
+        pq = fc.pq
+        ref = reference(pq)
+        w0 = ref.w_star + rng.normal(size=pq.d) * rng.uniform(0.2, 2.0)
+        for f in (0.3, 0.9, 1.5):
+            eta = f * 2.0 / (ref.L_t + ref.Ls)
+            second = _fc.exact_second(fc, w0 - ref.w_star, eta, T_ROUNDS)
+            mb = theorem_m.modal_bound(T_ROUNDS, eta=eta, q=pq.inst.q, beta=pq.inst.beta,
+                                       H_pair=pq.A, grad_opt=ref.grad_pair, noise_cov=pq.Sigma,
+                                       u0=w0 - ref.w_star, per_round=fc.per_round)
+            for t in (1, 5, T_ROUNDS):
+                exact_modes = np.einsum("dj,de,ej->j", mb.basis, second[t], mb.basis)
+                fin = np.isfinite(mb.d[t]) & np.isfinite(exact_modes)
+                # rounding of the exact side, as in theorem_m.modes
+                slack = pq.d**2 * 4 * np.finfo(float).eps * float(np.abs(second[t]).max())
+                lo += exact_modes[fin].tolist()
+                hi += (mb.d[t][fin] + slack).tolist()
+            if f < 1:
+                want = _one_step_reference(pq, eta, mb.d[0], mb.basis, mb.eigenvalues, fc.c)
+                step_got += mb.d[1].tolist()
+                step_want += want.tolist()
+    return [
+        numeric_inequality("theorem_m.fixed_count_modes", STATEMENT_F,
+                           "fixed-count draw (enumerated): exact v_j^T E[u_t u_t^T] v_j <= "
+                           "d_j(t) with per_round", lo, hi),
+        numeric_identity("theorem_m.fixed_count_step_reference", STATEMENT_F,
+                         "per_round: shipped first step = plain loops with c(N, n) from the "
+                         "inclusion probabilities", step_got, step_want, floor=1e-12),
+    ]

@@ -45,7 +45,7 @@ from numpy.typing import ArrayLike
 
 from .._arrays import FloatArray, as_float_array, check_scalar
 from ..errors import CISInputError
-from ._checks import check_q_beta
+from ._checks import check_q_beta, draw_coupling
 
 __all__ = ["ModalBound", "mean_deviation", "modal_bound", "trace_bound"]
 
@@ -92,10 +92,12 @@ def _outcome_cov(x: FloatArray, q: FloatArray, mean: FloatArray) -> FloatArray:
 
 
 def _operators(
-    qa: FloatArray, ba: FloatArray, H: FloatArray, g: FloatArray, N: FloatArray, V: FloatArray
+    qa: FloatArray, ba: FloatArray, H: FloatArray, g: FloatArray, N: FloatArray, V: FloatArray,
+    coupling: float,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     r""":math:`|\tilde M_j|` (D, D, D), :math:`\mathrm{diag}(V^\top\Sigma_sV)`,
-    :math:`\mathrm{diag}(V^\top\Sigma_nV)`."""
+    :math:`\mathrm{diag}(V^\top\Sigma_nV)`; a draw's ``coupling`` :math:`c > 0` adds
+    :math:`c\,\bar y_i\bar y_i^\top` to every node's covariance (Theorem M, fixed-count draw)."""
     dd = V.shape[0]
     m_abs = np.zeros((dd, dd, dd))
     sig_s = np.zeros((dd, dd))
@@ -106,12 +108,18 @@ def _operators(
             continue
         qi, bi = qa[i, ks], ba[i, ks]
         x = (bi / qi)[:, None] * g[i, ks]
-        sig_s += _outcome_cov(x, qi, (bi[:, None] * g[i, ks]).sum(axis=0))
+        g_bar = (bi[:, None] * g[i, ks]).sum(axis=0)
+        sig_s += _outcome_cov(x, qi, g_bar)
+        if coupling > 0.0:
+            sig_s += coupling * np.outer(g_bar, g_bar)
         sig_n += np.einsum("k,kde->de", bi**2 / qi, N[i, ks])
         hv = np.einsum("kde,ej->kjd", H[i, ks], V)  # (k, j, D): H_ik v_j
         for j in range(dd):
             a = (bi / qi)[:, None] * hv[:, j, :]
-            cov = _outcome_cov(a, qi, (bi[:, None] * hv[:, j, :]).sum(axis=0))
+            h_bar = (bi[:, None] * hv[:, j, :]).sum(axis=0)
+            cov = _outcome_cov(a, qi, h_bar)
+            if coupling > 0.0:
+                cov = cov + coupling * np.outer(h_bar, h_bar)
             m_abs[j] += V.T @ cov @ V
     return np.abs(m_abs), np.diag(V.T @ sig_s @ V).copy(), np.diag(V.T @ sig_n @ V).copy()
 
@@ -127,6 +135,7 @@ def modal_bound(
     grad_opt: ArrayLike,
     noise_cov: ArrayLike,
     u0: ArrayLike,
+    per_round: int | None = None,
 ) -> ModalBound:
     r"""Theorem M (module docstring): per-mode bounds :math:`\hat d(t)`, :math:`t = 0..T`.
 
@@ -146,6 +155,14 @@ def modal_bound(
         Covariance :math:`\Sigma_{i,k}` of a local step's gradient noise.
     u0 : array (D,)
         :math:`w_0 - w^*`.
+    per_round : int, optional
+        :math:`n`: :math:`n` of the :math:`N` nodes drawn per round without replacement, each
+        drawn node picking exit :math:`k` with probability :math:`r_{i,k}`, ``q`` the inclusion
+        table :math:`(n/N)\,r` (:func:`cistheory.fixed_count`; rows must sum to at most
+        :math:`n/N`). With :math:`c = (N - n)/(n(N - 1))` (Lemma 2f) every node's :math:`M_j`
+        and :math:`\Sigma_s` terms gain :math:`c\,\bar y_i\bar y_i^\top` and the mode factor
+        becomes :math:`\max((1 - \eta\lambda_j)^2 - c\,\eta^2\lambda_j^2, 0)` (Section 4.16,
+        fixed-count draw). ``None`` (the default): nodes pick independently.
 
     Returns
     -------
@@ -160,6 +177,17 @@ def modal_bound(
     ...                 grad_opt=[[[0.0]]], noise_cov=[[[[1.0]]]], u0=[0.0])
     >>> b.d[:, 0].tolist(), b.certified
     ([0.0, 0.25, 0.3125], True)
+
+    Two equal nodes, one of them drawn per round (:math:`c = 1`): the bound follows the exact
+    :math:`\mathbb Ew_1^2 = \eta^2` (the step is the one drawn node's noisy gradient at
+    :math:`w^* = 0`); independent picks from the same :math:`q` would give half of it.
+
+    >>> kw = dict(eta=0.1, q=[[0.5], [0.5]], beta=[[0.5], [0.5]], H_pair=[[[[1.0]]], [[[1.0]]]],
+    ...           grad_opt=[[[1.0]], [[-1.0]]], noise_cov=[[[[0.0]]], [[[0.0]]]], u0=[0.0])
+    >>> round(float(modal_bound(1, per_round=1, **kw).d[1, 0]), 6)
+    0.0101
+    >>> round(float(modal_bound(1, **kw).d[1, 0]), 6)
+    0.00505
     """
     n_t = int(T)
     if n_t < 0 or n_t != T:
@@ -173,10 +201,13 @@ def modal_bound(
     g = as_float_array(grad_opt, "grad_opt", shape=(*qa.shape, dd))
     N = as_float_array(noise_cov, "noise_cov", shape=(*qa.shape, dd, dd))
     u = as_float_array(u0, "u0", shape=(dd,))
+    coupling = draw_coupling(qa, per_round)
     H = 0.5 * (H + np.swapaxes(H, 2, 3))
     lam, V = np.linalg.eigh(np.einsum("ik,ikde->de", ba, H))
-    m_abs, s_s, s_n = _operators(qa, ba, H, g, N, V)
+    m_abs, s_s, s_n = _operators(qa, ba, H, g, N, V, coupling)
     p2 = (1.0 - eta_f * lam) ** 2
+    if coupling > 0.0:  # the draw's -c H S H, exact on each mode; clipped to stay monotone
+        p2 = np.maximum(p2 - coupling * (eta_f * lam) ** 2, 0.0)
     rows = m_abs.sum(axis=2)  # K_{jl} = sum_m |M_j|_{lm}
     no_mult = not m_abs.any()
     cs = [math.inf] if no_mult else ([0.0] if not s_s.any() else list(C_GRID))

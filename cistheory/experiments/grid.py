@@ -123,7 +123,8 @@ def _new_bounds(c: DesignConstants, prob: QuadraticProblem, eta: float,
     u0 = np.asarray(w0, dtype=np.float64) - c.w_star
     r0, e0 = c.distances(w0)
     modal = bd.modal_bound(T, eta=eta, q=c.q, beta=c.beta, H_pair=prob.H,
-                           grad_opt=c.grad_pair, noise_cov=prob.noise_cov(), u0=u0)
+                           grad_opt=c.grad_pair, noise_cov=prob.noise_cov(), u0=u0,
+                           per_round=prob.part.per_round)
     seq = bd.combined_sequences(T, eta=eta, mu_t=c.mu_t, L_t=c.L_t, Ls=c.Ls, Vs=c.Vs,
                                 Vn=c.Vn, r0=r0, e0=e0, quadratic=True)
     pl_bias = bd.bias_bound_gradient(c.g_lam_norm**2, c.mu)
@@ -188,7 +189,8 @@ def run_grid(
                 c = exact_constants(pp, lt)
                 for st in cfg.steps:
                     eta = cfg.rel_step / c.L_t if st == "rel" else float(st)
-                    ex = exact_errors(pp, lt, eta, list(cfg.horizons), w0)
+                    ex = exact_errors(pp, lt, eta, list(cfg.horizons), w0,
+                                      per_round=pp.part.per_round)
                     for j, nb in enumerate(_new_bounds(c, pp, eta, cfg.horizons, w0)):
                         rows.append({
                             "data": ds, "rate": rs, "participation": pol, "rule": rule,

@@ -41,6 +41,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from cistheory._arrays import FloatArray, as_float_array, as_simplex, check_scalar
+from cistheory.bounds._checks import draw_coupling
 from cistheory.bounds.corollary import CISConstants
 from cistheory.errors import CISInputError
 from cistheory.system.participation import Participation
@@ -136,6 +137,8 @@ class _Problem:
     lt_low: FloatArray
     theta: float
     q_min: float
+    cap: float = 1.0  # bound on each entry and row of q: n/N under a fixed-count draw
+    keep: float = 1.0  # 1 - c of the draw: single-pair stability uses lt_k a_ik (1 - keep q)
 
 
 def _coefficients(lam: FloatArray, const: StableConstants, support: NDArray[np.bool_],
@@ -160,23 +163,31 @@ def _coefficients(lam: FloatArray, const: StableConstants, support: NDArray[np.b
 
 
 def _setup(lam: ArrayLike, const: StableConstants, support: ArrayLike, q: ArrayLike | None,
-           *, eta: float, c: float, theta: float, rho_bar: float | None, q_min: float
-           ) -> tuple[_Problem, float]:
+           *, eta: float, c: float, theta: float, rho_bar: float | None, q_min: float,
+           per_round: int | None = None) -> tuple[_Problem, float]:
     lam_a = as_simplex(lam, "lam")
     sup = np.asarray(support, dtype=bool)
     if sup.shape != np.shape(const.L_pair):
         raise CISInputError("support", sup.shape, f"expected shape {np.shape(const.L_pair)}")
+    # the draw's coupling (Lemma ES-f; 0 for None and for n = N), checking that a given q is
+    # an inclusion table (rows <= n/N)
+    coupling = draw_coupling(np.zeros(sup.shape) if q is None else np.asarray(q, dtype=np.float64),
+                             per_round)
+    cap = 1.0 if per_round is None else int(per_round) / sup.shape[0]
     multi = sup.sum(axis=1) > 1
     if q is None:
         free = multi.copy()
-        q_fixed = np.where(sup & ~multi[:, None], 1.0, 0.0)
+        q_fixed = np.where(sup & ~multi[:, None], cap, 0.0)
     else:
         free = np.zeros(sup.shape[0], dtype=bool)
         q_fixed = np.asarray(q, dtype=np.float64)
     fixed_rows = np.isclose(q_fixed, 1.0, rtol=0, atol=1e-15).any(axis=1) & ~free
+    if cap < 1.0:  # n < N: no node is drawn every round (Lemma ES-f), none is fixed
+        fixed_rows[:] = False
     A, B, C0, w, a, low, rho = _coefficients(lam_a, const, sup, fixed_rows, eta, c, theta,
                                              rho_bar)
-    return _Problem(lam_a, A, B, C0, w, a, sup, free, q_fixed, low, theta, q_min), rho
+    return _Problem(lam_a, A, B, C0, w, a, sup, free, q_fixed, low, theta, q_min, cap,
+                    1.0 - coupling), rho
 
 
 def _lower_q(p: _Problem, lt: FloatArray, i: int) -> FloatArray:
@@ -184,39 +195,41 @@ def _lower_q(p: _Problem, lt: FloatArray, i: int) -> FloatArray:
     return np.where(p.support[i], np.maximum(p.q_min, lt * p.a[i] / p.theta), 0.0)
 
 
-def _waterfill(omega: FloatArray, low: FloatArray, on: NDArray[np.bool_]
+def _waterfill(omega: FloatArray, low: FloatArray, on: NDArray[np.bool_], cap: float = 1.0
                ) -> tuple[FloatArray, float]:
-    """min sum omega/q over low <= q <= 1, sum q <= 1 (pairs ``on``): q and the multiplier
-    nu of the row, exactly. q_k(nu) = clip(sqrt(omega_k/nu), low_k, 1) is piecewise
-    c + r/sqrt(nu) between the breakpoints omega_k and omega_k/low_k^2, so the root of
-    sum_k q_k(nu) = 1 is found in closed form on the right piece."""
+    """min sum omega/q over low <= q <= cap, sum q <= cap (pairs ``on``; cap = 1, or n/N
+    under a fixed-count draw): q and the multiplier nu of the row, exactly.
+    q_k(nu) = clip(sqrt(omega_k/nu), low_k, cap) is piecewise c + r/sqrt(nu) between the
+    breakpoints omega_k/cap^2 and omega_k/low_k^2, so the root of sum_k q_k(nu) = cap is found
+    in closed form on the right piece."""
     q = np.where(on, low, 0.0)
     om, lo = omega[on], low[on]
-    if float(lo.sum()) > 1.0 + 1e-12:
+    if float(lo.sum()) > cap + 1e-12:
         return np.full_like(low, np.nan), math.inf
 
     def total(nu: float) -> float:
-        return float(np.clip(np.sqrt(om / nu), lo, 1.0).sum()) if nu > 0 else float(
-            np.where(om > 0, 1.0, lo).sum())
+        return float(np.clip(np.sqrt(om / nu), lo, cap).sum()) if nu > 0 else float(
+            np.where(om > 0, cap, lo).sum())
 
-    if total(0.0) <= 1.0:
-        q[on] = np.where(om > 0, 1.0, lo)
+    if total(0.0) <= cap:
+        q[on] = np.where(om > 0, cap, lo)
         return q, 0.0
     pos = om > 0
-    bps = np.unique(np.concatenate([om[pos], om[pos] / np.maximum(lo[pos], 1e-300) ** 2]))
+    bps = np.unique(np.concatenate([om[pos] / cap**2,
+                                    om[pos] / np.maximum(lo[pos], 1e-300) ** 2]))
     nu = float(bps[-1])
     prev = 0.0
-    for b in bps:  # S decreases in nu; find the first breakpoint with S(b) <= 1
-        if total(float(b)) <= 1.0:
+    for b in bps:  # S decreases in nu; find the first breakpoint with S(b) <= cap
+        if total(float(b)) <= cap:
             mid_nu = max(math.sqrt(prev * float(b)) if prev > 0 else float(b) / 2, 1e-300)
-            qs = np.clip(np.sqrt(om / mid_nu), lo, 1.0)
-            inner = pos & (qs > lo) & (qs < 1.0)
+            qs = np.clip(np.sqrt(om / mid_nu), lo, cap)
+            inner = pos & (qs > lo) & (qs < cap)
             const = float(qs[~inner].sum())
             r = float(np.sqrt(om[inner]).sum())
-            nu = (r / (1.0 - const)) ** 2 if r > 0 and const < 1.0 else float(b)
+            nu = (r / (cap - const)) ** 2 if r > 0 and const < cap else float(b)
             break
         prev = float(b)
-    q[on] = np.clip(np.sqrt(om / nu), lo, 1.0)
+    q[on] = np.clip(np.sqrt(om / nu), lo, cap)
     return q, nu
 
 
@@ -234,7 +247,7 @@ def _h(p: _Problem, lt: FloatArray) -> tuple[float, FloatArray, FloatArray]:
         if p.free[i]:
             low = _lower_q(p, lt, i)
             omega = p.w[i] * lt**2
-            qi, nu = _waterfill(omega, low, on)
+            qi, nu = _waterfill(omega, low, on, p.cap)
             if not math.isfinite(nu):
                 return math.inf, grad, q
             q[i] = qi
@@ -251,8 +264,9 @@ def _h(p: _Problem, lt: FloatArray) -> tuple[float, FloatArray, FloatArray]:
 
 def _linear_constraints(p: _Problem) -> tuple[FloatArray, FloatArray, list[tuple[float, float]]]:
     """A_ub lt <= b_ub and bounds of the feasible weights: stability of the rows not designed
-    (lt_k a_ik (1 - q [single]) <= theta q) and sum_k lt_k a_ik / theta <= 1 (a designed row
-    needs its floors to fit); the floors lt >= lam / rho_bar."""
+    (lt_k a_ik (1 - (1 - c) q [single]) <= theta q, c the draw's coupling, 0 for independent
+    picks) and sum_k lt_k a_ik / theta <= cap (a designed row needs its floors to fit under
+    its cap, 1 or n/N); the floors lt >= lam / rho_bar."""
     rows, rhs = [], []
     K = p.lam.size
     upper = np.ones(K)
@@ -262,12 +276,12 @@ def _linear_constraints(p: _Problem) -> tuple[FloatArray, FloatArray, list[tuple
             continue
         if p.free[i]:
             rows.append(np.where(on, p.a[i] / p.theta, 0.0))
-            rhs.append(1.0 - p.q_min * 0.0)
+            rhs.append(p.cap)
             continue
         single = on.sum() == 1
         for k in np.flatnonzero(on):
             qk = p.q_fixed[i, k]
-            coef = p.a[i, k] * (1.0 - qk * single)
+            coef = p.a[i, k] * (1.0 - p.keep * qk * single)
             if coef > 0:
                 upper[k] = min(upper[k], p.theta * qk / coef)
     bounds = [(float(p.lt_low[k]), float(upper[k])) for k in range(K)]
@@ -324,7 +338,8 @@ def _result(p: _Problem, lt: FloatArray, q: FloatArray, fun: float, gap: float, 
                                       np.where(p.support, q, 1.0), 0.0)))
     single = (p.support.sum(axis=1) == 1)[:, None]
     ls = float(np.max(np.where(p.support, lt[None, :] * p.a * (1.0 / np.where(p.support, q, 1.0)
-                                                                 - single), 0.0), initial=0.0))
+                                                                 - p.keep * single), 0.0),
+                      initial=0.0))
     ok = math.isfinite(fun) and gap <= 1e-6 * max(abs(fun), 1.0)
     eta, c, theta, rho = scalars
     return StableResult(lt=lt, q=q, fun=fun, terms={"bias": bias, "variance": var,
@@ -388,17 +403,17 @@ def _solve_cvxpy(p: _Problem, scalars: tuple[float, float, float, float]) -> Sta
     for j, (i, k) in enumerate(free_pairs):
         assert qv is not None
         obj += p.B * p.w[i, k] * cp.quad_over_lin(lt[k], qv[j])
-        cons += [qv[j] >= p.q_min, qv[j] <= 1, lt[k] * p.a[i, k] <= p.theta * qv[j]]
+        cons += [qv[j] >= p.q_min, qv[j] <= p.cap, lt[k] * p.a[i, k] <= p.theta * qv[j]]
     for i in np.flatnonzero(p.free):
         idx = [j for j, (ii, _k) in enumerate(free_pairs) if ii == i]
         assert qv is not None
-        cons.append(cp.sum(qv[idx]) <= 1)
+        cons.append(cp.sum(qv[idx]) <= p.cap)
     for i in np.flatnonzero(~p.free & p.support.any(axis=1)):
         single = p.support[i].sum() == 1
         for k in np.flatnonzero(p.support[i]):
             qk = p.q_fixed[i, k]
             obj += p.B * p.w[i, k] / qk * cp.square(lt[k])
-            cons.append(lt[k] * p.a[i, k] * (1.0 - qk * single) <= p.theta * qk)
+            cons.append(lt[k] * p.a[i, k] * (1.0 - p.keep * qk * single) <= p.theta * qk)
     prob = cp.Problem(cp.Minimize(obj), cons)
     status = "not solved"
     for name in SOLVERS:
@@ -440,6 +455,7 @@ def solve_stable(
     q_min: float = 1e-3,
     method: str = "fast",
     policy: str = "explicit",
+    per_round: int | None = None,
 ) -> StableResult:
     r"""Minimise :math:`J` (module docstring) for one policy and fixed :math:`(\eta, c,
     \vartheta, \bar\rho)`.
@@ -448,6 +464,13 @@ def solve_stable(
     designed (the participation is that ``q``); otherwise the rows with several eligible pairs
     are designed and the others fixed at their pair. ``rho_bar=None`` uses the cap
     :math:`1 + \bar L/\underline\mu_t` of :math:`\rho_\lambda` and no floor on the weights.
+
+    ``per_round`` :math:`= n` designs for a fixed-count draw (:func:`cistheory.fixed_count`:
+    :math:`n` of the :math:`N` nodes per round without replacement, coupling :math:`c = (N -
+    n)/(n(N - 1))`, Lemma ES-f): ``q`` is the inclusion table, its entries and rows are capped
+    at :math:`n/N` (a given ``q`` must respect that), no node is fixed, and a single-pair node's
+    stability constraint is :math:`\tilde\lambda_k(m_i/M_k)L_{i,k}(1 - (1 - c)q_{i,k}) \le
+    \vartheta q_{i,k}`; ``None`` (independent picks) and :math:`n = N` give the problem above.
 
     Examples
     --------
@@ -461,6 +484,15 @@ def solve_stable(
     ...                    theta=1.0)
     >>> res.lt.round(6).tolist(), res.success
     ([0.7, 0.3], True)
+
+    One of the two nodes drawn per round (:math:`c = 1`): each trains its exit with
+    probability 1/2 and nothing is subtracted, so the constraints read :math:`\tilde\lambda_k
+    \le \vartheta/2` and cap both weights at 1/2 (:math:`L^{(c)}_s = \beta L/q = 1`).
+
+    >>> res = solve_stable([0.7, 0.3], const, np.eye(2, dtype=bool), eta=0.5, c=1.0,
+    ...                    theta=1.0, per_round=1)
+    >>> res.lt.round(6).tolist(), res.q.tolist(), round(res.Ls_pair, 6)
+    ([0.5, 0.5], [[0.5, 0.0], [0.0, 0.5]], 1.0)
     """
     const.validated()
     for name, val in (("eta", eta), ("c", c), ("theta", theta)):
@@ -468,7 +500,7 @@ def solve_stable(
     if method not in ("fast", "cvxpy"):
         raise CISInputError("method", method, "use 'fast' or 'cvxpy'")
     p, rho = _setup(lam, const, support, q, eta=eta, c=c, theta=theta, rho_bar=rho_bar,
-                    q_min=q_min)
+                    q_min=q_min, per_round=per_round)
     scalars = (float(eta), float(c), float(theta), rho)
     res = _solve_fast(p, scalars) if method == "fast" else _solve_cvxpy(p, scalars)
     return StableResult(**{**res.__dict__, "policy": policy})
@@ -484,6 +516,7 @@ def stable_objective(
     c: float,
     rho_bar: float | None = None,
     theta: float | None = None,
+    per_round: int | None = None,
 ) -> float:
     r""":math:`J` at a given design :math:`(\tilde\lambda, q)`: the bound the design problem
     assigns to it, at ``theta`` or (``None``) at the smallest admissible
@@ -492,7 +525,9 @@ def stable_objective(
     ``inf`` when the design violates
     the stability constraint (:math:`L_s^{\mathrm{pair}} > \vartheta`), when
     :math:`\eta(\bar L + (1 + c)\vartheta) \ge 2`, or when :math:`\tilde\lambda_k <
-    \lambda_k/\bar\rho`.
+    \lambda_k/\bar\rho`. ``per_round``: as in :func:`solve_stable` (``q`` the draw's inclusion
+    table; a single-pair node's term of :math:`L_s^{\mathrm{pair}}` is :math:`\beta L(1/q - 1 +
+    c)`).
 
     Examples
     --------
@@ -512,7 +547,9 @@ def stable_objective(
     frac = np.where(sup, m[:, None] / np.where(mk > 0, mk, 1.0)[None, :], 0.0)
     single = (sup.sum(axis=1) == 1)[:, None]
     safe = np.where(sup, qa, 1.0)
-    ls_pair = float(np.max(np.where(sup, lt_a * frac * const.L_pair * (1.0 / safe - single),
+    keep = 1.0 - draw_coupling(qa, per_round)
+    ls_pair = float(np.max(np.where(sup, lt_a * frac * const.L_pair * (1.0 / safe
+                                                                       - keep * single),
                                     0.0), initial=0.0))
     if theta is None:
         theta = max(ls_pair, 1e-12)
@@ -525,7 +562,7 @@ def stable_objective(
     elif (lt_a < lam_a / rho_bar - 1e-12).any():
         return math.inf
     p, _ = _setup(lam_a, const, sup, qa, eta=eta, c=c, theta=theta, rho_bar=rho_bar,
-                  q_min=0.0)
+                  q_min=0.0, per_round=per_round)
     pos = lam_a > 0
     val = p.A * (float(np.sum(lam_a[pos] ** 2 / lt_a[pos])) - 1.0) + p.C0
     return val + p.B * float(np.sum(np.where(sup, p.w * lt_a[None, :] ** 2 / safe, 0.0)))
@@ -541,11 +578,13 @@ def stable_design(
     theta_fracs: Sequence[float] = (1e-6, 0.05, 0.25, 0.5, 0.9),
     rho_bars: Sequence[float | None] = (None, 1.0, 1.25, 2.0, 4.0),
     method: str = "fast",
+    per_round: int | None = None,
 ) -> tuple[StableResult, list[StableResult]]:
     r"""The outer loop of Section 5.2: every policy (``name -> (support, q or None)``), step
     :math:`\eta`, :math:`c`, :math:`\vartheta` as a fraction of its largest admissible value
     :math:`(2 - \eta\bar L)/(\eta(1 + c))`, and :math:`\bar\rho`; returns the best design and
-    all the solved ones. Each inner problem is convex (:func:`solve_stable`).
+    all the solved ones. Each inner problem is convex (:func:`solve_stable`, which also says
+    what ``per_round``, a fixed-count draw, changes).
 
     Examples
     --------
@@ -567,7 +606,8 @@ def stable_design(
                 for frac in theta_fracs:
                     for rho in rho_bars:
                         res = solve_stable(lam, const, support, eta=eta, c=c, theta=frac * tmax,
-                                           rho_bar=rho, q=q, method=method, policy=name)
+                                           rho_bar=rho, q=q, method=method, policy=name,
+                                           per_round=per_round)
                         if math.isfinite(res.fun):
                             out.append(res)
     if not out:
@@ -618,9 +658,9 @@ def stable_lt(
 ) -> StableResult:
     r"""Bound-optimal weights for a given participation (the ``bound-optimal`` rule): the
     outer loop of :func:`stable_design` with the participation fixed, over ``etas`` (default:
-    ``const.etas``, else :data:`DEFAULT_ETAS`). A participation that draws fewer than all
-    nodes per round (:func:`cistheory.fixed_count`) is refused: Section 5.2's constants assume
-    independent picks, and Lemma ES-f shows that a fixed-count draw exceeds them.
+    ``const.etas``, else :data:`DEFAULT_ETAS`). A participation that draws ``per_round`` of
+    the nodes per round (:func:`cistheory.fixed_count`) is designed with that draw's constants
+    (Lemma ES-f; ``per_round`` of :func:`solve_stable`).
 
     Examples
     --------
@@ -632,18 +672,11 @@ def stable_lt(
     >>> bool(res.success), res.lt.shape
     (True, (3,))
     """
-    if part.per_round is not None and part.per_round < cis.n_nodes:
-        raise CISInputError(
-            "nodes_per_round",
-            part.per_round,
-            "the second-generation design problem assumes nodes pick independently (its "
-            "constants are exceeded under a fixed-count draw, docs/theory.md 4.11f); use "
-            "bound-optimal-first or another rule",
-        )
     q = np.asarray(part.q, dtype=np.float64)
     steps = etas if etas is not None else (const.etas or DEFAULT_ETAS)
     # the participation is given: one c (it weighs only the sampled rows' gradient caps against
     # theta) and a coarser theta grid keep the rule quick; any grid gives a valid bound
     best, _ = stable_design(cis.lam, const, {part.name: (q > 0, q)}, etas=steps, cs=(1.0,),
-                            theta_fracs=(1e-6, 0.25, 0.9), rho_bars=(None, 1.0, 1.25, 2.0))
+                            theta_fracs=(1e-6, 0.25, 0.9), rho_bars=(None, 1.0, 1.25, 2.0),
+                            per_round=part.per_round)
     return best

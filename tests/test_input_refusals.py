@@ -268,16 +268,35 @@ def test_crop_flip_on_flat_data(tmp_path: Path, capsys: Capsys) -> None:
     assert not out.exists()
 
 
-def test_bound_optimal_under_a_fixed_count_draw(tmp_path: Path, capsys: Capsys) -> None:
-    path = tmp_path / "run.toml"
-    path.write_text('spec = "reference:80-15-5"\n[participation]\nnodes_per_round = 3\n'
-                    '[rule]\nname = "bound-optimal"\nsigma = [0.00374, 0.00224, 0.00101]\n')
-    out = tmp_path / "o"
-    _refused(capsys, ["train", str(path), "--out", str(out)],
-             "nodes_per_round = 3: the second-generation design problem assumes nodes pick "
-             "independently (its constants are exceeded under a fixed-count draw, "
-             "docs/theory.md 4.11f); use bound-optimal-first or another rule")
-    assert not out.exists()
+def test_bound_optimal_under_a_fixed_count_draw() -> None:
+    """The bound-optimal rule no longer refuses a fixed-count draw (3 of 7 nodes per round): it
+    returns weights, designed with Lemma ES-f's constants, so that Theorem A's step condition
+    holds at the design's (lt, q, eta) with L_s^(c) computed independently
+    (expected_smoothness(..., per_round=3)); the constants of independent picks understate it."""
+    import numpy as np
+
+    import convex
+    from cistheory.bounds import expected_smoothness
+    from cistheory.rules.registry import RULES
+
+    cis = ct.reference_cis("80-15-5")
+    part = ct.fixed_count(ct.deepest_exit(cis), 3)
+    sigma = [0.00374, 0.00224, 0.00101]
+    lt = RULES["bound-optimal"](cis.lam, cis=cis, part=part, sigma=sigma)
+    assert lt.shape == (3,) and (lt > 0).all() and lt.sum() == pytest.approx(1.0, abs=1e-12)
+    const = convex.constants_from(part, convex.reference_constants(sigma))
+    res = convex.stable_lt(cis, part, const)
+    assert res.success and np.array_equal(res.lt, lt)
+    q = np.asarray(part.q)
+    sup = q > 0
+    m = np.asarray(cis.data, dtype=np.float64)
+    beta = np.where(sup, lt[None, :] * m[:, None] / (sup.T.astype(float) @ m)[None, :], 0.0)
+    ls_draw = expected_smoothness(q, beta, const.L_pair, per_round=3)
+    ls_indep = expected_smoothness(q, beta, const.L_pair)
+    # 1e-12: single-pair nodes, so the design's pair form is L_s^(c) up to rounding
+    assert ls_indep < ls_draw <= res.Ls_pair * (1 + 1e-12)
+    assert res.Ls_pair <= res.theta * (1 + 1e-9)  # SLSQP's constraint tolerance
+    assert res.eta * (const.L_bar + (1 + res.c) * ls_draw) < 2  # Theorem A, L_t <= L_bar
 
 
 # --------------------------------------------------------------- train: outputs and checkpoints

@@ -22,6 +22,11 @@ constraints** :math:`\tilde\lambda_k(m_i/M_k)L_{i,k}(1 - q_{i,k}[i\ \text{single
 :math:`\underline\mu_t \le \mu_t`, :math:`\bar L \ge L_t`, :math:`\bar r_0 \ge \|w_0 - w^*\|^2`
 must hold over the candidate designs (:class:`StableConstants`).
 
+Under a fixed-count draw (``per_round`` :math:`= n < N`, Lemma ES-f, coupling :math:`c_n = (N -
+n)/(n(N - 1))`) the rows of :math:`q` are capped at :math:`n/N`, no node is fixed, and a
+single-pair node's constraint is :math:`\tilde\lambda_k(m_i/M_k)L_{i,k}(1 - (1 - c_n)q_{i,k})
+\le \vartheta q_{i,k}`, so :math:`L^{(c_n)}_s \le \vartheta` (Section 5.2, last paragraph).
+
 For fixed :math:`(S, \mathcal F, \eta, c, \vartheta, \bar\rho)` this is a convex program
 (quadratic-over-linear terms, linear constraints). It is solved twice, independently: by
 :func:`solve_stable` (``method="fast"``: the reduced convex function :math:`h(\tilde\lambda) =

@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 import cistheory as ct
+from cistheory.system.tree import _route_by_level  # the level-by-level routing
 
 
 def random_tree(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -57,28 +58,6 @@ def loop_lambda(
     return np.array([x / s for x in per_exit])
 
 
-def level_by_level_capacities(
-    parent: np.ndarray, arrival: np.ndarray, service: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The former capacity-mode routing: one pass per depth level, each pass a ``bincount``
-    over all N nodes, so ``O(N * depth)`` (a chain of N nodes costs N passes)."""
-    n = parent.size
-    depth = ct.node_depths(parent)
-    order = np.argsort(-depth, kind="stable")
-    levels = np.split(order, np.flatnonzero(np.diff(depth[order])) + 1)
-    inflow = arrival.astype(np.float64).copy()
-    served = np.zeros(n)
-    fwd = np.zeros(n)
-    for nodes in levels:
-        s = np.minimum(service[nodes], inflow[nodes])
-        served[nodes] = s
-        fwd[nodes] = inflow[nodes] - s
-        ch = nodes[parent[nodes] >= 0]
-        if ch.size:
-            inflow += np.bincount(parent[ch], weights=fwd[ch], minlength=n)
-    return served, fwd
-
-
 def chain_capacity(n: int, repeat: int) -> None:
     """Capacity mode on a chain of ``n`` nodes: the heavy-path scan (what ``CIS.build`` runs
     for a tree deeper than 8 log2 N) against the level-by-level routing it replaced there,
@@ -97,7 +76,7 @@ def chain_capacity(n: int, repeat: int) -> None:
         _ = cis.served
         t_new = min(t_new, time.perf_counter() - t0)
     t0 = time.perf_counter()
-    served, fwd = level_by_level_capacities(parent, arrival, service)
+    served, fwd, _ = _route_by_level(parent, arrival, service, ct.node_depths(parent))
     t_old = time.perf_counter() - t0
     scale = max(float(arrival.sum()), 1.0)
     err = max(np.abs(served - cis.served).max(), np.abs(fwd - cis.serving.forwarded).max())

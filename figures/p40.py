@@ -225,9 +225,14 @@ def _measured(ax: Any, doc: dict[str, Any]) -> None:
         ls = RULE_LINES[rules.index(rule) % len(RULE_LINES)]
         ax.errorbar(x, y, yerr=h, color=color, ls=ls, marker=rule_style(rule)[1], ms=3.5,
                     lw=1.0, elinewidth=0.8, capsize=1.5, label=f"{policy}, {rule}")
+    _finish_panel(ax, "system accuracy (mean, 95% CI)", "measured (digits MLP)")
+
+
+def _finish_panel(ax: Any, ylabel: str, title: str) -> None:
+    """The panels' shared x axis (the end devices' share), grid and legend below the axes."""
     ax.set_xlabel("share served at the end devices")
-    ax.set_ylabel("system accuracy (mean, 95% CI)")
-    ax.set_title("measured (digits MLP)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(True, lw=0.3, alpha=0.5)
     ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2,
               frameon=False)
@@ -246,12 +251,8 @@ def _verdict_panel(ax: Any, doc: dict[str, Any]) -> None:
                         ls=RULE_LINES[rules.index(rule) % len(RULE_LINES)],
                         label=f"{policy}, {rule}")
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
-    ax.set_xlabel("share served at the end devices")
-    ax.set_ylabel("eta_eff (L_bar + L_s) / 2  (> 1: refused)")
-    ax.set_title("second generation: step condition")
-    ax.grid(True, lw=0.3, alpha=0.5)
-    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2,
-              frameon=False)
+    _finish_panel(ax, "eta_eff (L_bar + L_s) / 2  (> 1: refused)",
+                  "second generation: step condition")
 
 
 def _bound_panel(ax: Any, doc: dict[str, Any]) -> None:
@@ -275,12 +276,7 @@ def _bound_panel(ax: Any, doc: dict[str, Any]) -> None:
                     mfc="white" if kind == "optimal" else None,
                     label=f"{policy}, {'optimal design' if kind == 'optimal' else rule}",
                 )
-    ax.set_xlabel("share served at the end devices")
-    ax.set_ylabel("bound (Corollary, sum of terms)")
-    ax.set_title("bound (illustrative constants)")
-    ax.grid(True, lw=0.3, alpha=0.5)
-    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2,
-              frameon=False)
+    _finish_panel(ax, "bound (Corollary, sum of terms)", "bound (illustrative constants)")
 
 
 def plot(data_path: Path, out: Path) -> list[Path]:

@@ -4,10 +4,11 @@ on quadratics (:func:`proofs_check._sgd_exact.propagate`).
 Checked: every form of Theorem A (best :math:`c`, each :math:`c`, Corollary A1, diminishing
 steps, non-convex pairs) never below the exact :math:`\mathbb E\|w_t - w^*\|^2`; the bound is
 finite only inside the step condition and never on mean-square unstable dynamics (the spectral
-radius computed here); the issue's reproducer (exact :math:`9^t`, bound ``inf``) and two
-equality cases (a looser bound is caught); the proof's algebra (sympy); the sympy closed
-forms against the shipped functions; and, when PEPit is installed, the bound over PEPit's
-exact worst case of the class.
+radius computed here); the circular-assumption reproducer (one node, q = 0.1, f = w^2/2,
+eta = 1: exact :math:`9^t`, bound ``inf``) and two equality cases (a looser bound is
+caught); the proof's algebra (sympy); the sympy closed forms against the shipped
+functions; and, when PEPit is installed, the bound over PEPit's exact worst case of the
+class.
 """
 
 from __future__ import annotations
@@ -185,7 +186,8 @@ def run(rng: np.random.Generator, instances: int) -> tuple[list[CheckResult], li
                         ts, eta=eta, Ls=ref.Ls, c=c, **base)))
                 final[0].append(ex[-1])
                 final[1].append(bnd[-1])
-            for Ls_form in (ref.Ls, ref.Ls_pair):  # the issue's form, with either constant
+            # the simple form (Corollary A1), with either constant
+            for Ls_form in (ref.Ls, ref.Ls_pair):
                 c = float(rng.choice([0.1, 1.0, 10.0]))
                 eta1 = f / (ref.L_t + (1 + c) * Ls_form) if f < 1 else eta
                 ex1 = exact_path(pq, w0, np.full(T_ROUNDS, eta1))["dist2"]

@@ -2,7 +2,7 @@ r"""Theorem D (Theorem 1(b) without PL at :math:`w`) and its expectation forms, 
 exits with exact values.
 
 Checked at random points: the distance form with the exact bias and with Theorem E's PL
-bias; the issue's :math:`e`-form (only :math:`L`-smooth :math:`F_k`) also on exits with an
+bias; the general :math:`e`-form (only :math:`L`-smooth :math:`F_k`) also on exits with an
 indefinite Hessian (non-convex :math:`F_k`, bounded below on a one-dimensional cosine
 perturbation); the convex :math:`e`-form; the equality :math:`F_\lambda(w) - F_\lambda^* = e`
 at :math:`\tilde\lambda = \lambda`. In expectation: the exact :math:`\mathbb EF_\lambda(w_t) -

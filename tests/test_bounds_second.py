@@ -1,5 +1,5 @@
-"""The second-generation bounds: the issue's reproducer, refusals, inputs, and the constants
-of a design against the exact computation."""
+"""The second-generation bounds: the circular-assumption reproducer (one node, q = 0.1),
+refusals, inputs, and the constants of a design against the exact computation."""
 
 from __future__ import annotations
 

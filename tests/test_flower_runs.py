@@ -2,7 +2,7 @@
 
 - Simulation: ``cistheory flower sim`` (``flwr run`` on the local simulation federation) for
   the reference 7-node tree, the digits MLP, 3 rounds, fixed seeds: the final parameters equal
-  the in-process trainer's (tolerance 1e-6, the issue's; they come out bitwise equal) for the
+  the in-process trainer's (tolerance 1e-6; they come out bitwise equal) for the
   unbiased and multiplicative rules under deepest and p40 participation.
 - Deployment: a SuperLink and 7 SuperNodes as separate processes on localhost, one run of the
   same config for 5 rounds. Two facts come from it: the server's state after 3 rounds (its

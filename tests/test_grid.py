@@ -60,7 +60,7 @@ def test_tiny_grid_bounds_hold_and_refuse_unstable(tiny: dict) -> None:  # type:
         assert r["exact"] <= r["bound_scalar"] * (1 + 1e-9)
         if not r["stable"]:
             assert math.isinf(r["bound"])
-    # eta = 0.4 with p40 at 5-15-80 is the collapse: unstable, flagged
+    # eta = 0.4 with p40 at 5-15-80 is the p40 collapse: unstable, flagged
     unstable = [r for r in rows if not r["stable"]]
     assert unstable and all(r["participation"] == "p40" for r in unstable)
     s = tiny["summary"]
